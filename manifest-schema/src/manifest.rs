@@ -1,0 +1,139 @@
+//! The manifest, `manifest.json`: what a bundle contains, signed.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Compose, Digest, EnvVar, Health, Hooks, Platform, RelPath, Version, VersionReq};
+
+/// The signed description of a bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Format version ([`crate::layout::FORMAT_VERSION`]).
+    pub format: u32,
+    /// Product name.
+    pub name: String,
+    /// Product version.
+    pub version: Version,
+    /// Creation time, RFC 3339 UTC (from `SOURCE_DATE_EPOCH` when set).
+    pub created: String,
+    /// Oldest installer that may install this bundle.
+    pub min_installer_version: Version,
+    /// Platforms the bundle carries images for.
+    pub platforms: Vec<Platform>,
+    /// Installable files (`files/<path>` in the archive).
+    pub files: Vec<FileEntry>,
+    /// The image layout's own files (`images/oci-layout`, `images/index.json`,
+    /// `images/manifest.json`), by archive entry name.
+    pub layout: Vec<FileEntry>,
+    /// Images, one per name and platform.
+    pub images: Vec<ImageEntry>,
+    /// The compose project.
+    pub compose: Compose,
+    /// Settings the stack reads from `.env`.
+    pub env: Vec<EnvVar>,
+    /// How to tell the stack is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// Hook scripts.
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// Installed versions this bundle may upgrade from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_from: Option<VersionReq>,
+    /// Set on a delta bundle: blobs left out because the target has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Delta>,
+}
+
+/// One file in the archive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Path: install-dir path for `files`, archive entry name for `layout`.
+    pub path: RelPath,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256 of the content.
+    pub sha256: Digest,
+    /// Permission bits (at most 0o777).
+    pub mode: u32,
+}
+
+/// A content descriptor (OCI).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Descriptor {
+    /// Media type as the registry served it.
+    pub media_type: String,
+    /// Content digest.
+    pub digest: Digest,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One image for one platform.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageEntry {
+    /// The name compose uses and the engine tags, e.g. `demo/web:1.0.0`.
+    pub name: String,
+    /// The pinned reference it was pulled from.
+    pub source: String,
+    /// The platform of this manifest.
+    pub platform: Platform,
+    /// The image manifest.
+    pub manifest: Descriptor,
+    /// The image config; its digest is the engine's image ID.
+    pub config: Descriptor,
+    /// Layers, base first.
+    pub layers: Vec<Descriptor>,
+}
+
+impl ImageEntry {
+    /// Every blob this image needs: manifest, config and layers.
+    pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
+        [&self.manifest, &self.config]
+            .into_iter()
+            .chain(self.layers.iter())
+    }
+}
+
+/// What a delta bundle expects the target to hold already.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Delta {
+    /// The installed version the inventory was taken from.
+    pub base_version: Version,
+    /// Blobs referenced by the images but not in the archive.
+    pub present_blobs: Vec<Digest>,
+}
+
+impl Manifest {
+    /// Every distinct blob the images reference, sorted by digest.
+    pub fn all_blobs(&self) -> Vec<&Descriptor> {
+        let mut v: Vec<&Descriptor> = self.images.iter().flat_map(ImageEntry::blobs).collect();
+        v.sort_by(|a, b| a.digest.cmp(&b.digest));
+        v.dedup_by(|a, b| a.digest == b.digest);
+        v
+    }
+
+    /// The blobs the archive carries: all of them less a delta's present ones.
+    pub fn carried_blobs(&self) -> Vec<&Descriptor> {
+        let present = self
+            .delta
+            .as_ref()
+            .map(|d| d.present_blobs.as_slice())
+            .unwrap_or(&[]);
+        self.all_blobs()
+            .into_iter()
+            .filter(|d| !present.contains(&d.digest))
+            .collect()
+    }
+
+    /// Sum of the sizes of everything the archive carries, for disk checks.
+    pub fn payload_size(&self) -> u64 {
+        let files: u64 = self.files.iter().chain(&self.layout).map(|f| f.size).sum();
+        files + self.carried_blobs().iter().map(|d| d.size).sum::<u64>()
+    }
+}

@@ -1,0 +1,77 @@
+//! The spec, `bundle.yaml`: what the vendor asks the bundler to build.
+//!
+//! Parsing from YAML happens in the bundler (this crate stays free of a YAML
+//! dependency); the types carry `deny_unknown_fields` so a typo is an error
+//! that names the field.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Compose, EnvVar, Health, Hooks, Platform, RelPath, Version, VersionReq};
+
+/// The bundler's input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Product name, `[a-z0-9][a-z0-9._-]*`; used in file names.
+    pub name: String,
+    /// Product version (semver).
+    pub version: Version,
+    /// Platforms to bundle; defaults to `linux/amd64`.
+    #[serde(default = "default_platforms")]
+    pub platforms: Vec<Platform>,
+    /// Images, each pinned by digest.
+    pub images: Vec<SpecImage>,
+    /// The compose project.
+    pub compose: Compose,
+    /// Files to install, read relative to the spec's directory.
+    #[serde(default)]
+    pub files: Vec<SpecFile>,
+    /// Settings the stack reads from `.env`.
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// How to tell the stack is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// Hook scripts (install-dir paths of bundled files).
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// Installed versions this bundle may upgrade from, e.g. `>=1.2.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_from: Option<VersionReq>,
+    /// Oldest installer that may install this bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_installer_version: Option<Version>,
+}
+
+/// Default target platforms.
+pub fn default_platforms() -> Vec<Platform> {
+    vec!["linux/amd64".parse().expect("valid platform literal")]
+}
+
+/// One image of the spec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpecImage {
+    /// `registry/repo:tag@sha256:<digest>`; the tag is the name compose uses,
+    /// the digest pins the content.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Name to tag the image with on the target, when compose uses another
+    /// name than the registry's (e.g. `vendor/app:1.4.2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// One file of the spec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    /// Source path, relative to the spec's directory.
+    pub src: String,
+    /// Destination inside the install dir.
+    pub dest: RelPath,
+    /// Octal mode as a string, e.g. `"0755"`; defaults to `"0644"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
