@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# A private dockerd (Debian's docker.io 20.10) with its own socket, data root,
+# exec root and pidfile; no iptables changes.
+#
+#   scripts/dockerd.sh start DIR     # socket at DIR/docker.sock
+#   scripts/dockerd.sh stop DIR      # also removes containers it ran
+#
+# DIR should be short: unix socket paths are limited to 108 bytes.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+cmd=${1:-}; dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: dockerd.sh start|stop DIR"
+DOCKER=/usr/bin/docker
+case "$cmd" in
+start)
+  mkdir -p "$dir/data" "$dir/exec"
+  stop_pidfile "$dir/dockerd.pid"
+  # A bridge name of our own, so two daemons never fight over docker0.
+  br="br$(echo -n "$dir" | md5sum | cut -c1-10)"
+  /usr/sbin/dockerd \
+    -H "unix://$dir/docker.sock" \
+    --data-root "$dir/data" \
+    --exec-root "$dir/exec" \
+    --pidfile "$dir/dockerd.pid" \
+    --iptables=false --ip-masq=false --ip-forward=false \
+    --bridge=none \
+    --storage-driver overlay2 \
+    --log-level warn \
+    >"$dir/dockerd.log" 2>&1 &
+  if ! wait_for $DOCKER -H "unix://$dir/docker.sock" info; then
+    tail -30 "$dir/dockerd.log" >&2; die "dockerd did not start"
+  fi
+  echo "dockerd: unix://$dir/docker.sock (pid $(cat "$dir/dockerd.pid"))"
+  ;;
+stop)
+  if [ -S "$dir/docker.sock" ]; then
+    ids=$($DOCKER -H "unix://$dir/docker.sock" ps -aq 2>/dev/null || true)
+    [ -n "$ids" ] && $DOCKER -H "unix://$dir/docker.sock" rm -f $ids >/dev/null 2>&1 || true
+  fi
+  stop_pidfile "$dir/dockerd.pid"
+  # containerd-shims exit with their containers; unmount anything left.
+  grep -o " $dir/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  ;;
+*) die "unknown command $cmd" ;;
+esac
