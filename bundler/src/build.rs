@@ -1,0 +1,591 @@
+//! `bundler build`: plan, pull, then write one deterministic, signed archive.
+//!
+//! 1. [`plan`]: read and validate the spec, resolve file paths, check that
+//!    the compose files use only bundled images, load the signing key.
+//! 2. Resolve every image to its manifests and fetch missing blobs into the
+//!    cache ([`crate::registry`]).
+//! 3. Compose the image layout files (OCI `index.json` and docker-archive
+//!    `manifest.json`) and the bundle manifest; sign the manifest.
+//! 4. Stream everything into a temp file next to the output in the order
+//!    [`manifest_schema::layout`] fixes, re-hashing each blob from the cache
+//!    as it goes; fsync; rename into place.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use installer::bundle::Compression;
+use installer::tarfmt::TarWriter;
+use manifest_schema::layout;
+use manifest_schema::{
+    Descriptor, Digest, FileEntry, ImageEntry, ImageRef, Manifest, Platform, RelPath, Spec, Version,
+};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use crate::keys::SecretKey;
+use crate::progress::Reporter;
+use crate::registry::{Cache, PullError, PullOptions, Puller};
+use crate::spec::SpecError;
+
+/// Errors of a build.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The spec or its compose files.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Files the spec lists are missing.
+    #[error("files listed in {spec} are missing:\n{}", missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
+    MissingFiles {
+        /// The spec.
+        spec: PathBuf,
+        /// Each missing file.
+        missing: Vec<String>,
+    },
+    /// Pulling.
+    #[error(transparent)]
+    Pull(#[from] PullError),
+    /// A cached blob changed since it was verified.
+    #[error("cached blob {digest} is damaged (content {actual}); it was removed from the cache; hint: run the build again to fetch it")]
+    CacheCorrupt {
+        /// Expected.
+        digest: Digest,
+        /// Found.
+        actual: Digest,
+    },
+    /// Writing the output.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// Bad option.
+    #[error("{0}")]
+    Option(String),
+}
+
+/// Flags of `bundler build`, unchecked.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The spec file.
+    pub spec: PathBuf,
+    /// Output file.
+    pub out: PathBuf,
+    /// Compression.
+    pub compression: Compression,
+    /// Compression level (zstd 1-19, gzip 1-9).
+    pub level: Option<i32>,
+    /// Platforms overriding the spec's.
+    pub platforms: Option<Vec<Platform>>,
+    /// Registry access and cache.
+    pub pull: PullOptions,
+    /// Fixed creation time (`SOURCE_DATE_EPOCH`).
+    pub source_date_epoch: Option<u64>,
+    /// zstd worker threads (0 = one per core).
+    pub threads: u32,
+}
+
+/// A file to put in the bundle.
+#[derive(Debug, Clone)]
+pub struct PlannedFile {
+    /// Source on disk.
+    pub src: PathBuf,
+    /// Destination in the install dir.
+    pub dest: RelPath,
+    /// Mode.
+    pub mode: u32,
+}
+
+/// One image of the plan.
+#[derive(Debug, Clone)]
+pub struct PlannedImage {
+    /// Where to pull it from (pinned).
+    pub source: ImageRef,
+    /// The name compose uses.
+    pub name: String,
+}
+
+/// A checked build: everything that can be verified before pulling.
+#[derive(Debug)]
+pub struct BuildPlan {
+    /// The spec.
+    pub spec: Spec,
+    /// Files, sorted by destination.
+    pub files: Vec<PlannedFile>,
+    /// Images.
+    pub images: Vec<PlannedImage>,
+    /// Platforms.
+    pub platforms: Vec<Platform>,
+    /// Options.
+    pub opts: BuildOptions,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildSummary {
+    /// Output file.
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Its sha256.
+    pub sha256: Digest,
+    /// Product name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Images (one per platform).
+    pub images: usize,
+    /// Distinct blobs carried.
+    pub blobs: usize,
+    /// Blobs downloaded (not in the cache).
+    pub downloaded: usize,
+    /// Signing key id.
+    pub key_id: String,
+}
+
+/// Checks the spec and options; reads nothing from the network.
+pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
+    let spec = crate::spec::load(&opts.spec)?;
+    let spec_dir = opts
+        .spec
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut files = Vec::new();
+    let mut missing = Vec::new();
+    for f in &spec.files {
+        let src = spec_dir.join(&f.src);
+        match std::fs::metadata(&src) {
+            Ok(m) if m.is_file() => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = match &f.mode {
+                    Some(s) => manifest_schema::validate::parse_mode(s).expect("validated"),
+                    None if m.permissions().mode() & 0o111 != 0 => 0o755,
+                    None => 0o644,
+                };
+                files.push(PlannedFile {
+                    src,
+                    dest: f.dest.clone(),
+                    mode,
+                });
+            }
+            Ok(_) => missing.push(format!(
+                "{} (for {}): not a regular file",
+                src.display(),
+                f.dest
+            )),
+            Err(e) => missing.push(format!("{} (for {}): {e}", src.display(), f.dest)),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(BuildError::MissingFiles {
+            spec: opts.spec.clone(),
+            missing,
+        });
+    }
+    files.sort_by(|a, b| a.dest.cmp(&b.dest));
+    let images: Vec<PlannedImage> = spec
+        .images
+        .iter()
+        .map(|i| {
+            let source = ImageRef::parse(&i.reference).expect("validated");
+            let name = match &i.name {
+                Some(n) => ImageRef::parse(n).expect("validated").tagged_name(),
+                None => source.tagged_name(),
+            };
+            PlannedImage { source, name }
+        })
+        .collect();
+    let bundled: Vec<String> = images
+        .iter()
+        .map(|i| ImageRef::parse(&i.name).expect("valid").canonical_name())
+        .collect();
+    crate::spec::check_complete(&spec, &spec_dir, &bundled)?;
+    let platforms = opts
+        .platforms
+        .clone()
+        .unwrap_or_else(|| spec.platforms.clone());
+    if let Some(l) = opts.level {
+        let ok = match opts.compression {
+            Compression::Zstd => (1..=19).contains(&l),
+            Compression::Gzip => (1..=9).contains(&l),
+        };
+        if !ok {
+            return Err(BuildError::Option(format!(
+                "--level {l} is out of range for {} (zstd 1-19, gzip 1-9)",
+                opts.compression
+            )));
+        }
+    }
+    Ok(BuildPlan {
+        spec,
+        files,
+        images,
+        platforms,
+        opts,
+    })
+}
+
+fn sha(b: &[u8]) -> Digest {
+    Digest::from_sha256_bytes(&Sha256::digest(b).into())
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
+    move |e| BuildError::Io {
+        path: path.to_owned(),
+        source: e,
+    }
+}
+
+/// The OCI index and docker-archive manifest for these images.
+pub fn layout_files(images: &[ImageEntry]) -> Vec<(String, Vec<u8>)> {
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": images.iter().map(|i| {
+            let mut p = json!({"os": i.platform.os, "architecture": i.platform.arch});
+            if let Some(v) = &i.platform.variant { p["variant"] = json!(v); }
+            json!({
+                "mediaType": i.manifest.media_type,
+                "digest": i.manifest.digest.as_str(),
+                "size": i.manifest.size,
+                "platform": p,
+                "annotations": {"org.opencontainers.image.ref.name": i.name},
+            })
+        }).collect::<Vec<_>>(),
+    });
+    // docker load reads one image per name; take each name's first platform.
+    let mut seen = std::collections::BTreeSet::new();
+    let docker: Vec<_> = images
+        .iter()
+        .filter(|i| seen.insert(i.name.clone()))
+        .map(|i| {
+            json!({
+                "Config": format!("blobs/sha256/{}", i.config.digest.hex()),
+                "RepoTags": [i.name],
+                "Layers": i.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    vec![
+        (
+            layout::OCI_LAYOUT.to_owned(),
+            layout::OCI_LAYOUT_CONTENT.as_bytes().to_vec(),
+        ),
+        (
+            layout::OCI_INDEX.to_owned(),
+            serde_json::to_vec(&index).expect("json"),
+        ),
+        (
+            layout::DOCKER_MANIFEST.to_owned(),
+            serde_json::to_vec(&docker).expect("json"),
+        ),
+    ]
+}
+
+/// Pulls what is missing and writes the bundle.
+pub async fn execute(
+    plan: BuildPlan,
+    key: Arc<SecretKey>,
+    reporter: Arc<dyn Reporter>,
+) -> Result<BuildSummary, BuildError> {
+    let puller = Puller::new(plan.opts.pull.clone(), reporter.clone())?;
+    let mut entries: Vec<ImageEntry> = Vec::new();
+    for img in &plan.images {
+        for r in puller
+            .resolve(&img.source, &img.name, &plan.platforms)
+            .await?
+        {
+            entries.push(r.entry);
+        }
+    }
+    let mut image_of: BTreeMap<Digest, (ImageRef, String)> = BTreeMap::new();
+    let mut blobs: Vec<Descriptor> = Vec::new();
+    for (e, img) in entries.iter().flat_map(|e| {
+        let img = plan
+            .images
+            .iter()
+            .find(|p| p.name == e.name)
+            .expect("planned");
+        std::iter::once((e, img))
+    }) {
+        for d in e.blobs() {
+            image_of
+                .entry(d.digest.clone())
+                .or_insert_with(|| (img.source.clone(), img.source.to_string()));
+            if !blobs.iter().any(|b| b.digest == d.digest) {
+                blobs.push(d.clone());
+            }
+        }
+    }
+    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    let to_fetch: u64 = blobs
+        .iter()
+        .filter(|d| !puller.cache().has(d))
+        .map(|d| d.size)
+        .sum();
+    reporter.phase("pulling", to_fetch);
+    let downloaded = puller.fetch(&image_of, &blobs).await?;
+    let cache = puller.cache().clone();
+    tokio::task::spawn_blocking(move || {
+        write(plan, entries, blobs, &cache, &key, reporter, downloaded)
+    })
+    .await
+    .map_err(|e| BuildError::Option(format!("writer thread: {e}")))?
+}
+
+fn write(
+    plan: BuildPlan,
+    images: Vec<ImageEntry>,
+    blobs: Vec<Descriptor>,
+    cache: &Cache,
+    key: &SecretKey,
+    reporter: Arc<dyn Reporter>,
+    downloaded: usize,
+) -> Result<BuildSummary, BuildError> {
+    let opts = &plan.opts;
+    let mut files = Vec::new();
+    for f in &plan.files {
+        let data = std::fs::read(&f.src).map_err(io_err(&f.src))?;
+        files.push((
+            FileEntry {
+                path: f.dest.clone(),
+                size: data.len() as u64,
+                sha256: sha(&data),
+                mode: f.mode,
+            },
+            data,
+        ));
+    }
+    let layout_data = layout_files(&images);
+    let layout_entries: Vec<FileEntry> = layout_data
+        .iter()
+        .map(|(name, data)| FileEntry {
+            path: RelPath::new(name).expect("constant"),
+            size: data.len() as u64,
+            sha256: sha(data),
+            mode: 0o644,
+        })
+        .collect();
+    let created_unix = opts.source_date_epoch.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
+    let spec = &plan.spec;
+    let manifest = Manifest {
+        format: layout::FORMAT_VERSION,
+        name: spec.name.clone(),
+        version: spec.version.clone(),
+        created: manifest_schema::rfc3339(created_unix),
+        min_installer_version: spec.min_installer_version.clone().unwrap_or_else(|| {
+            env!("CARGO_PKG_VERSION")
+                .parse::<Version>()
+                .expect("crate version")
+        }),
+        platforms: plan.platforms.clone(),
+        files: files.iter().map(|(e, _)| e.clone()).collect(),
+        layout: layout_entries,
+        images: images.clone(),
+        compose: spec.compose.clone(),
+        env: spec.env.clone(),
+        health: spec.health.clone(),
+        hooks: spec.hooks.clone(),
+        upgrade_from: spec.upgrade_from.clone(),
+        delta: None,
+    };
+    manifest_schema::validate_manifest(&manifest).map_err(|p| {
+        BuildError::Option(format!(
+            "internal: the manifest breaks the format's rules: {}",
+            p.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("json");
+    manifest_bytes.push(b'\n');
+    let comment = format!(
+        "name:{} version:{} created:{}",
+        manifest.name, manifest.version, manifest.created
+    );
+    let signature = key.sign(&manifest_bytes, &comment);
+    let key_id = signature.key_id.to_string();
+
+    let out = &opts.out;
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".bundler-partial-")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    let total: u64 =
+        files.iter().map(|(e, _)| e.size).sum::<u64>() + blobs.iter().map(|b| b.size).sum::<u64>();
+    reporter.phase("writing", total);
+    let file =
+        io::BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone().map_err(io_err(out))?);
+    let sink =
+        Encoder::new(file, opts.compression, opts.level, opts.threads).map_err(io_err(out))?;
+    let mut tar = TarWriter::new(sink, created_unix);
+    let e = io_err(out);
+    tar.file(layout::MANIFEST, &manifest_bytes, 0o644)
+        .map_err(&e)?;
+    tar.file(layout::SIGNATURE, signature.to_file().as_bytes(), 0o644)
+        .map_err(&e)?;
+    for (entry, data) in &files {
+        tar.file(&layout::file_entry(&entry.path), data, entry.mode)
+            .map_err(&e)?;
+        reporter.advance(entry.size);
+    }
+    for (name, data) in &layout_data {
+        tar.file(name, data, 0o644).map_err(&e)?;
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    for b in &blobs {
+        let path = cache.path(&b.digest);
+        let mut f = std::fs::File::open(&path).map_err(io_err(&path))?;
+        tar.header(&layout::blob_entry(&b.digest), b.size, 0o644)
+            .map_err(&e)?;
+        let mut hasher = Sha256::new();
+        let mut left = b.size;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = f.read(&mut buf[..want]).map_err(io_err(&path))?;
+            if n == 0 {
+                cache.evict(&b.digest);
+                return Err(BuildError::CacheCorrupt {
+                    digest: b.digest.clone(),
+                    actual: Digest::from_sha256_bytes(&hasher.finalize().into()),
+                });
+            }
+            hasher.update(&buf[..n]);
+            tar.data(&buf[..n]).map_err(&e)?;
+            left -= n as u64;
+            reporter.advance(n as u64);
+        }
+        let actual = Digest::from_sha256_bytes(&hasher.finalize().into());
+        if actual != b.digest {
+            cache.evict(&b.digest);
+            return Err(BuildError::CacheCorrupt {
+                digest: b.digest.clone(),
+                actual,
+            });
+        }
+        tar.pad(b.size).map_err(&e)?;
+    }
+    let sink = tar.finish().map_err(&e)?;
+    let file = sink.finish().map_err(&e)?;
+    let file = file.into_inner().map_err(|x| e(x.into_error()))?;
+    file.sync_all().map_err(&e)?;
+    drop(file);
+    let (size, digest) = hash_file(tmp.path()).map_err(&e)?;
+    tmp.persist(out).map_err(|x| e(x.error))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(BuildSummary {
+        path: out.clone(),
+        size,
+        sha256: digest,
+        name: manifest.name,
+        version: manifest.version.to_string(),
+        images: images.len(),
+        blobs: blobs.len(),
+        downloaded,
+        key_id,
+    })
+}
+
+/// Size and sha256 of a file.
+pub fn hash_file(path: &Path) -> io::Result<(u64, Digest)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((n, Digest::from_sha256_bytes(&h.finalize().into())))
+}
+
+/// zstd or gzip over a writer.
+pub enum Encoder<W: Write> {
+    /// zstd.
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    /// gzip.
+    Gzip(flate2::write::GzEncoder<W>),
+}
+
+impl<W: Write> std::fmt::Debug for Encoder<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Encoder::Zstd(_) => "Encoder(zstd)",
+            Encoder::Gzip(_) => "Encoder(gzip)",
+        })
+    }
+}
+
+impl<W: Write> Encoder<W> {
+    /// Starts compressing into `w`.
+    pub fn new(w: W, c: Compression, level: Option<i32>, threads: u32) -> io::Result<Self> {
+        Ok(match c {
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(w, level.unwrap_or(3))?;
+                let workers = if threads == 0 {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get() as u32)
+                        .unwrap_or(1)
+                } else {
+                    threads
+                };
+                e.multithread(workers)?;
+                e.include_checksum(true)?;
+                // Keep the window within what the installer accepts.
+                e.window_log(installer::bundle::ZSTD_WINDOW_LOG_MAX.min(23))?;
+                Encoder::Zstd(e)
+            }
+            Compression::Gzip => Encoder::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .write(w, flate2::Compression::new(level.unwrap_or(6) as u32)),
+            ),
+        })
+    }
+
+    /// Ends the stream and returns the writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Gzip(e) => e.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Zstd(e) => e.write(buf),
+            Encoder::Gzip(e) => e.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Zstd(e) => e.flush(),
+            Encoder::Gzip(e) => e.flush(),
+        }
+    }
+}

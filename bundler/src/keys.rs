@@ -1,0 +1,364 @@
+//! minisign secret keys: generate, read (encrypted with scrypt or not), sign.
+//!
+//! Secret key file: an `untrusted comment:` line, then base64 of
+//! `"Ed" || kdf ("Sc" or 0 0) || "B2" || salt[32] || opslimit u64le ||
+//! memlimit u64le || keynum_sk[104]`, where `keynum_sk = key_id[8] ||
+//! ed25519_sk[64] || BLAKE2b-256("Ed" || key_id || sk)[32]`, XORed with
+//! scrypt(password, salt) when encrypted. These are minisign's own formats,
+//! so `minisign -G` keys sign bundles and `minisign -V` checks them.
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use blake2::digest::consts::U32;
+use blake2::{Blake2b, Digest as _};
+use ed25519_dalek::{Signer, SigningKey};
+use installer::minisign::{prehash, Algorithm, KeyId, PublicKey, Signature, UNTRUSTED};
+use zeroize::{Zeroize, Zeroizing};
+
+/// libsodium's scrypt "sensitive" limits, as minisign uses them.
+const OPSLIMIT: u64 = 33_554_432;
+const MEMLIMIT: u64 = 1_073_741_824;
+/// Environment variable read for the secret key's password.
+pub const PASSWORD_ENV: &str = "BUNDLER_KEY_PASSWORD";
+
+/// Errors about keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The file is not a minisign secret key.
+    #[error("{path}: not a minisign secret key: {why}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// Wrong password (or a damaged file).
+    #[error("{0}: wrong password, or the key file is damaged (its checksum does not match); hint: set {PASSWORD_ENV} or type the password the key was made with")]
+    Checksum(String),
+    /// The key is encrypted and no password is available.
+    #[error("{0}: the key is encrypted and no password was given; hint: set {PASSWORD_ENV} or run on a terminal")]
+    NoPassword(String),
+    /// Refusing to overwrite.
+    #[error("{0}: already exists; refusing to overwrite a key file; hint: choose another path or move the old key away")]
+    Exists(String),
+    /// Permissions too open.
+    #[error("{path}: secret key is readable by others (mode {mode:04o}); hint: chmod 600 {path}")]
+    Permissions {
+        /// The file.
+        path: String,
+        /// Its mode.
+        mode: u32,
+    },
+    /// I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// KDF failure.
+    #[error("scrypt: {0}")]
+    Kdf(String),
+}
+
+/// An ed25519 secret key with its minisign key id. The key bytes are zeroed
+/// on drop and never printed.
+pub struct SecretKey {
+    id: KeyId,
+    key: SigningKey,
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({}, <redacted>)", self.id)
+    }
+}
+
+fn checksum(id: &KeyId, sk: &[u8; 64]) -> [u8; 32] {
+    let mut h = Blake2b::<U32>::new();
+    h.update(b"Ed");
+    h.update(id.0);
+    h.update(sk);
+    h.finalize().into()
+}
+
+/// libsodium's `pickparams` for scrypt: (log2 N, r, p).
+fn pick_params(opslimit: u64, memlimit: u64) -> (u8, u32, u32) {
+    let opslimit = opslimit.max(32_768);
+    let r: u32 = 8;
+    if opslimit < memlimit / 32 {
+        let max_n = opslimit / (u64::from(r) * 4);
+        let mut n_log2 = 1u8;
+        while n_log2 < 63 && (1u64 << n_log2) <= max_n / 2 {
+            n_log2 += 1;
+        }
+        (n_log2, r, 1)
+    } else {
+        let max_n = memlimit / (u64::from(r) * 128);
+        let mut n_log2 = 1u8;
+        while n_log2 < 63 && (1u64 << n_log2) <= max_n / 2 {
+            n_log2 += 1;
+        }
+        let max_rp = ((opslimit / 4) / (1u64 << n_log2)).min(0x3fff_ffff);
+        (n_log2, r, (max_rp as u32) / r)
+    }
+}
+
+fn kdf(
+    password: &[u8],
+    salt: &[u8],
+    opslimit: u64,
+    memlimit: u64,
+) -> Result<Zeroizing<[u8; 104]>, KeyError> {
+    let (n, r, p) = pick_params(opslimit, memlimit);
+    let params =
+        scrypt::Params::new(n, r, p.max(1), 104).map_err(|e| KeyError::Kdf(e.to_string()))?;
+    let mut out = Zeroizing::new([0u8; 104]);
+    scrypt::scrypt(password, salt, &params, out.as_mut())
+        .map_err(|e| KeyError::Kdf(e.to_string()))?;
+    Ok(out)
+}
+
+impl SecretKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        let mut id = [0u8; 8];
+        getrandom::getrandom(seed.as_mut()).expect("OS randomness");
+        getrandom::getrandom(&mut id).expect("OS randomness");
+        SecretKey {
+            id: KeyId(id),
+            key: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// The key id.
+    pub fn id(&self) -> KeyId {
+        self.id
+    }
+
+    /// The matching public key.
+    pub fn public(&self) -> PublicKey {
+        PublicKey {
+            id: self.id,
+            key: self.key.verifying_key(),
+        }
+    }
+
+    /// Reads a secret key file; `password` is asked for only if the key is
+    /// encrypted.
+    pub fn read(
+        path: &Path,
+        password: impl FnOnce() -> Option<Zeroizing<String>>,
+    ) -> Result<Self, KeyError> {
+        let shown = path.display().to_string();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs_err::metadata(path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyError::Permissions { path: shown, mode });
+            }
+        }
+        let text = Zeroizing::new(fs_err::read_to_string(path)?);
+        let bad = |why| KeyError::Format {
+            path: shown.clone(),
+            why,
+        };
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with(UNTRUSTED))
+            .ok_or(bad("no key line"))?;
+        let mut raw = Zeroizing::new(
+            B64.decode(line)
+                .map_err(|_| bad("key line is not base64"))?,
+        );
+        if raw.len() != 158 {
+            return Err(bad("key line is not 158 bytes"));
+        }
+        if &raw[0..2] != b"Ed" || &raw[4..6] != b"B2" {
+            return Err(bad("unknown signature or checksum algorithm"));
+        }
+        let encrypted = match &raw[2..4] {
+            b"Sc" => true,
+            [0, 0] => false,
+            _ => return Err(bad("unknown key derivation algorithm")),
+        };
+        if encrypted {
+            let pw = password().ok_or_else(|| KeyError::NoPassword(shown.clone()))?;
+            let ops = u64::from_le_bytes(raw[38..46].try_into().expect("8 bytes"));
+            let mem = u64::from_le_bytes(raw[46..54].try_into().expect("8 bytes"));
+            let stream = kdf(pw.as_bytes(), &raw[6..38], ops, mem)?;
+            for (b, s) in raw[54..158].iter_mut().zip(stream.iter()) {
+                *b ^= s;
+            }
+        }
+        let id = KeyId(raw[54..62].try_into().expect("8 bytes"));
+        let mut sk = Zeroizing::new([0u8; 64]);
+        sk.copy_from_slice(&raw[62..126]);
+        if checksum(&id, &sk)[..] != raw[126..158] {
+            return Err(KeyError::Checksum(shown));
+        }
+        let mut seed = Zeroizing::new([0u8; 32]);
+        seed.copy_from_slice(&sk[..32]);
+        let key = SigningKey::from_bytes(&seed);
+        if key.verifying_key().as_bytes()[..] != sk[32..] {
+            return Err(KeyError::Checksum(shown));
+        }
+        Ok(SecretKey { id, key })
+    }
+
+    /// The key as a minisign secret key file, encrypted when `password` is given.
+    pub fn to_file(&self, password: Option<&str>) -> Result<Zeroizing<String>, KeyError> {
+        let mut raw = Zeroizing::new(Vec::with_capacity(158));
+        raw.extend_from_slice(b"Ed");
+        let mut salt = [0u8; 32];
+        match password {
+            Some(_) => {
+                raw.extend_from_slice(b"Sc");
+                getrandom::getrandom(&mut salt).expect("OS randomness");
+            }
+            None => raw.extend_from_slice(&[0, 0]),
+        }
+        raw.extend_from_slice(b"B2");
+        raw.extend_from_slice(&salt);
+        let (ops, mem) = if password.is_some() {
+            (OPSLIMIT, MEMLIMIT)
+        } else {
+            (0, 0)
+        };
+        raw.extend_from_slice(&ops.to_le_bytes());
+        raw.extend_from_slice(&mem.to_le_bytes());
+        let mut sk = Zeroizing::new([0u8; 64]);
+        sk[..32].copy_from_slice(self.key.as_bytes());
+        sk[32..].copy_from_slice(self.key.verifying_key().as_bytes());
+        let mut keynum = Zeroizing::new(Vec::with_capacity(104));
+        keynum.extend_from_slice(&self.id.0);
+        keynum.extend_from_slice(sk.as_ref());
+        keynum.extend_from_slice(&checksum(&self.id, &sk));
+        if let Some(pw) = password {
+            let stream = kdf(pw.as_bytes(), &salt, ops, mem)?;
+            for (b, s) in keynum.iter_mut().zip(stream.iter()) {
+                *b ^= s;
+            }
+        }
+        raw.extend_from_slice(&keynum);
+        let comment = if password.is_some() {
+            "minisign encrypted secret key"
+        } else {
+            "minisign secret key (unencrypted)"
+        };
+        let mut out = Zeroizing::new(format!("{UNTRUSTED}{comment}\n"));
+        out.push_str(&B64.encode(raw.as_slice()));
+        out.push('\n');
+        Ok(out)
+    }
+
+    /// Signs `message` (prehashed, minisign's default) with a trusted comment.
+    pub fn sign(&self, message: &[u8], trusted_comment: &str) -> Signature {
+        let sig = self.key.sign(&prehash(message)).to_bytes();
+        let mut global = sig.to_vec();
+        global.extend_from_slice(trusted_comment.as_bytes());
+        Signature {
+            algorithm: Algorithm::Prehashed,
+            key_id: self.id,
+            signature: sig,
+            untrusted_comment: format!("signature from bundler secret key {}", self.id),
+            trusted_comment: trusted_comment.to_owned(),
+            global_signature: self.key.sign(&global).to_bytes(),
+        }
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        // SigningKey zeroizes itself (ed25519-dalek's `zeroize` feature);
+        // the id is not secret but costs nothing to clear.
+        self.id.0.zeroize();
+    }
+}
+
+/// Writes `contents` to a new file with `mode`; never overwrites.
+pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyError::Exists(path.display().to_string())
+            } else {
+                KeyError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", path.display()),
+                ))
+            }
+        })?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Generates a key pair into two new files (secret 0600, public 0644).
+pub fn keygen(secret: &Path, public: &Path, password: Option<&str>) -> Result<PublicKey, KeyError> {
+    for p in [secret, public] {
+        if p.exists() {
+            return Err(KeyError::Exists(p.display().to_string()));
+        }
+    }
+    let sk = SecretKey::generate();
+    let text = sk.to_file(password)?;
+    write_new(secret, text.as_bytes(), 0o600)?;
+    let pk = sk.public();
+    if let Err(e) = write_new(public, pk.to_file().as_bytes(), 0o644) {
+        let _ = std::fs::remove_file(secret);
+        return Err(e);
+    }
+    Ok(pk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrypt_params_match_libsodium_for_minisign_limits() {
+        assert_eq!(pick_params(OPSLIMIT, MEMLIMIT), (20, 8, 1));
+    }
+
+    #[test]
+    fn unencrypted_round_trip_signs_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, p) = (dir.path().join("k.key"), dir.path().join("k.pub"));
+        let pk = keygen(&s, &p, None).unwrap();
+        let sk = SecretKey::read(&s, || None).unwrap();
+        assert_eq!(sk.public(), pk);
+        let sig = sk.sign(b"msg", "name:demo");
+        sig.verify(b"msg", &[pk]).unwrap();
+        assert!(matches!(keygen(&s, &p, None), Err(KeyError::Exists(_))));
+        assert_eq!(
+            format!("{sk:?}"),
+            format!("SecretKey({}, <redacted>)", sk.id())
+        );
+    }
+
+    #[test]
+    fn refuses_group_readable_secret_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (s, p) = (dir.path().join("k.key"), dir.path().join("k.pub"));
+        keygen(&s, &p, None).unwrap();
+        std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = SecretKey::read(&s, || None).unwrap_err().to_string();
+        assert!(
+            e.ends_with(&format!(
+                "secret key is readable by others (mode 0640); hint: chmod 600 {}",
+                s.display()
+            )),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,774 @@
+//! Pulling pinned images from OCI registries into a content-addressed cache.
+//!
+//! 1. Resolve each pinned reference: fetch its manifest by digest and check
+//!    the bytes against the digest; an index resolves to the requested
+//!    platforms.
+//! 2. Fetch every config and layer blob the cache lacks, streaming each to a
+//!    temp file while hashing; only a blob whose digest matches is renamed
+//!    into the cache (a bad blob never enters it). Downloads run in
+//!    parallel, bounded, with retries and backoff.
+//!
+//! Manifests are small and kept in memory; blobs never are.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use manifest_schema::{Descriptor, Digest, ImageEntry, ImageRef, Platform};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+use zeroize::Zeroizing;
+
+use crate::progress::Reporter;
+
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker v2 schema 2 manifest.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker v2 manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const ACCEPTED: &[&str] = &[OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
+
+/// Errors while pulling.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The registry refused or failed.
+    #[error("image {image}: {what}: {message}; hint: {hint}")]
+    Registry {
+        /// The image.
+        image: String,
+        /// What was fetched.
+        what: String,
+        /// The registry's or client's message (never credentials).
+        message: String,
+        /// The next step.
+        hint: &'static str,
+    },
+    /// Content did not match its digest.
+    #[error("image {image}: {what} {expected}: content has digest {actual}; the registry served wrong or damaged data")]
+    Digest {
+        /// The image.
+        image: String,
+        /// "manifest" or "blob".
+        what: &'static str,
+        /// Expected digest.
+        expected: Digest,
+        /// Computed digest.
+        actual: Digest,
+    },
+    /// A requested platform is missing.
+    #[error("image {image} has no manifest for platform {platform} (it has: {available}); hint: drop the platform or use an image built for it")]
+    Platform {
+        /// The image.
+        image: String,
+        /// Requested platform.
+        platform: Platform,
+        /// Platforms the index lists.
+        available: String,
+    },
+    /// A manifest could not be understood.
+    #[error("image {image}: manifest {digest}: {message}")]
+    Manifest {
+        /// The image.
+        image: String,
+        /// Its digest.
+        digest: Digest,
+        /// What is wrong.
+        message: String,
+    },
+    /// Cache I/O.
+    #[error("cache {path}: {source}")]
+    Cache {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Registry credentials; `Debug` never shows the password.
+#[derive(Clone)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password or token.
+    pub password: Zeroizing<String>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({}, <redacted>)", self.username)
+    }
+}
+
+/// Environment variables that supply credentials for every registry.
+pub const USER_ENV: &str = "BUNDLER_REGISTRY_USERNAME";
+/// See [`USER_ENV`].
+pub const PASSWORD_ENV: &str = "BUNDLER_REGISTRY_PASSWORD";
+
+/// Reads credentials for `registry`: the env vars first, then the Docker
+/// config (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, `auths`).
+pub fn credentials_for(registry: &str) -> Option<Credentials> {
+    if let (Ok(u), Ok(p)) = (std::env::var(USER_ENV), std::env::var(PASSWORD_ENV)) {
+        return Some(Credentials {
+            username: u,
+            password: Zeroizing::new(p),
+        });
+    }
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
+    let text = Zeroizing::new(std::fs::read_to_string(dir.join("config.json")).ok()?);
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let auths = v.get("auths")?.as_object()?;
+    let entry = auths.iter().find_map(|(k, e)| {
+        let host = k
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or("");
+        let matches = host == registry
+            || (registry == "docker.io"
+                && (host == "index.docker.io" || host == "registry-1.docker.io"));
+        matches.then_some(e)
+    })?;
+    if let Some(a) = entry.get("auth").and_then(|a| a.as_str()) {
+        use base64::Engine as _;
+        let decoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(a).ok()?);
+        let s = std::str::from_utf8(&decoded).ok()?;
+        let (u, p) = s.split_once(':')?;
+        return Some(Credentials {
+            username: u.to_owned(),
+            password: Zeroizing::new(p.to_owned()),
+        });
+    }
+    Some(Credentials {
+        username: entry.get("username")?.as_str()?.to_owned(),
+        password: Zeroizing::new(entry.get("password")?.as_str()?.to_owned()),
+    })
+}
+
+/// How to reach registries and where to cache.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// Hosts reached over plain HTTP.
+    pub insecure: Vec<String>,
+    /// Extra CA certificates (PEM).
+    pub ca_certs: Vec<PathBuf>,
+    /// Cache dir (blobs under `blobs/sha256`).
+    pub cache_dir: PathBuf,
+    /// Parallel downloads.
+    pub jobs: usize,
+    /// Attempts per request.
+    pub attempts: u32,
+    /// First backoff delay; doubles per attempt.
+    pub backoff: Duration,
+}
+
+/// The default cache dir: `$BUNDLER_CACHE_DIR`, else `$XDG_CACHE_HOME/bundler`,
+/// else `~/.cache/bundler`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BUNDLER_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("bundler");
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/bundler"))
+        .unwrap_or_else(|| PathBuf::from(".bundler-cache"))
+}
+
+/// The content-addressed blob cache.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// Opens (creates) a cache.
+    pub fn open(root: &Path) -> Result<Self, PullError> {
+        let err = |e| PullError::Cache {
+            path: root.to_owned(),
+            source: e,
+        };
+        std::fs::create_dir_all(root.join("blobs/sha256")).map_err(err)?;
+        std::fs::create_dir_all(root.join("tmp")).map_err(err)?;
+        Ok(Cache {
+            root: root.to_owned(),
+        })
+    }
+
+    /// Path of a blob (whether present or not).
+    pub fn path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    /// True when the blob is cached with the expected size.
+    pub fn has(&self, d: &Descriptor) -> bool {
+        std::fs::metadata(self.path(&d.digest)).is_ok_and(|m| m.len() == d.size)
+    }
+
+    /// Stores small verified bytes (manifests).
+    pub fn put(&self, d: &Digest, bytes: &[u8]) -> Result<(), PullError> {
+        let err = |e| PullError::Cache {
+            path: self.path(d),
+            source: e,
+        };
+        let tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp")).map_err(err)?;
+        std::fs::write(tmp.path(), bytes).map_err(err)?;
+        tmp.persist(self.path(d)).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+
+    /// Removes a blob found damaged.
+    pub fn evict(&self, d: &Digest) {
+        let _ = std::fs::remove_file(self.path(d));
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+}
+
+/// Pulls from registries.
+pub struct Puller {
+    client: Client,
+    opts: PullOptions,
+    cache: Cache,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl fmt::Debug for Puller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Puller({:?})", self.opts)
+    }
+}
+
+fn sha(b: &[u8]) -> Digest {
+    Digest::from_sha256_bytes(&Sha256::digest(b).into())
+}
+
+fn auth_for(registry: &str) -> RegistryAuth {
+    match credentials_for(registry) {
+        Some(c) => RegistryAuth::Basic(c.username, c.password.to_string()),
+        None => RegistryAuth::Anonymous,
+    }
+}
+
+/// Turns a client error into a message without credentials, with a hint.
+fn describe(e: &oci_client::errors::OciDistributionError) -> (String, &'static str) {
+    use oci_client::errors::OciDistributionError as E;
+    let hint = match e {
+        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => {
+            "log in with `docker login` (credentials are read from the Docker config) or set BUNDLER_REGISTRY_USERNAME/BUNDLER_REGISTRY_PASSWORD"
+        }
+        E::ImageManifestNotFoundError(_) => "check the reference and digest; run `bundler pin` again if the tag moved",
+        _ => "check that the registry is reachable; for a plain-HTTP registry pass --insecure-registry HOST",
+    };
+    (e.to_string(), hint)
+}
+
+fn is_retryable(e: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::OciDistributionError as E;
+    match e {
+        E::AuthenticationFailure(_)
+        | E::UnauthorizedError { .. }
+        | E::ImageManifestNotFoundError(_) => false,
+        E::ServerError { code, .. } => *code == 429 || *code >= 500,
+        _ => true,
+    }
+}
+
+/// A resolved image: its entry for the manifest, plus the manifest bytes.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The entry as the bundle manifest lists it.
+    pub entry: ImageEntry,
+}
+
+impl Puller {
+    /// Builds a client.
+    pub fn new(opts: PullOptions, reporter: Arc<dyn Reporter>) -> Result<Self, PullError> {
+        let mut certs = Vec::new();
+        for p in &opts.ca_certs {
+            let data = std::fs::read(p).map_err(|e| PullError::Cache {
+                path: p.clone(),
+                source: e,
+            })?;
+            certs.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            });
+        }
+        let config = ClientConfig {
+            protocol: if opts.insecure.is_empty() {
+                ClientProtocol::Https
+            } else {
+                ClientProtocol::HttpsExcept(opts.insecure.clone())
+            },
+            extra_root_certificates: certs,
+            platform_resolver: None,
+            max_concurrent_download: opts.jobs.max(1),
+            connect_timeout: Some(Duration::from_secs(15)),
+            read_timeout: Some(Duration::from_secs(60)),
+            user_agent: concat!("bundler/", env!("CARGO_PKG_VERSION")),
+            ..Default::default()
+        };
+        let cache = Cache::open(&opts.cache_dir)?;
+        Ok(Puller {
+            client: Client::new(config),
+            opts,
+            cache,
+            reporter,
+        })
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    async fn manifest_bytes(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        shown: &str,
+    ) -> Result<Vec<u8>, PullError> {
+        let d = Descriptor {
+            media_type: String::new(),
+            digest: digest.clone(),
+            size: 0,
+        };
+        if let Ok(b) = std::fs::read(self.cache.path(&d.digest)) {
+            if sha(&b) == d.digest {
+                return Ok(b);
+            }
+            self.cache.evict(digest);
+        }
+        let reference = Reference::with_digest(
+            image.registry.clone(),
+            image.repository.clone(),
+            digest.to_string(),
+        );
+        let auth = auth_for(&image.registry);
+        let mut delay = self.opts.backoff;
+        let mut attempt = 1;
+        let bytes = loop {
+            match self
+                .client
+                .pull_manifest_raw(&reference, &auth, ACCEPTED)
+                .await
+            {
+                Ok((b, _)) => break b,
+                Err(e) if attempt < self.opts.attempts && is_retryable(&e) => {
+                    self.reporter
+                        .message(&format!("retrying manifest of {shown} after: {e}"));
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    let (message, hint) = describe(&e);
+                    return Err(PullError::Registry {
+                        image: shown.to_owned(),
+                        what: format!("manifest {digest}"),
+                        message,
+                        hint,
+                    });
+                }
+            }
+        };
+        let actual = sha(&bytes);
+        if &actual != digest {
+            return Err(PullError::Digest {
+                image: shown.to_owned(),
+                what: "manifest",
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        self.cache.put(digest, &bytes)?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Resolves a pinned image to one entry per requested platform.
+    pub async fn resolve(
+        &self,
+        image: &ImageRef,
+        name: &str,
+        platforms: &[Platform],
+    ) -> Result<Vec<Resolved>, PullError> {
+        let shown = image.to_string();
+        let top = image.digest.clone().expect("validated: pinned");
+        let bytes = self.manifest_bytes(image, &top, &shown).await?;
+        let bad = |message: String| PullError::Manifest {
+            image: shown.clone(),
+            digest: top.clone(),
+            message,
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let media = v.get("mediaType").and_then(|m| m.as_str()).unwrap_or("");
+        let is_index = media == OCI_INDEX
+            || media == DOCKER_LIST
+            || (media.is_empty() && v.get("manifests").is_some());
+        let mut out = Vec::new();
+        if is_index {
+            let entries = v["manifests"].as_array().cloned().unwrap_or_default();
+            let list: Vec<(Platform, Descriptor)> = entries
+                .iter()
+                .filter_map(|m| {
+                    let p = m.get("platform")?;
+                    let mut plat = format!(
+                        "{}/{}",
+                        p.get("os")?.as_str()?,
+                        p.get("architecture")?.as_str()?
+                    );
+                    if let Some(var) = p.get("variant").and_then(|x| x.as_str()) {
+                        plat = format!("{plat}/{var}");
+                    }
+                    Some((plat.parse().ok()?, descriptor(m).ok()?))
+                })
+                .collect();
+            for want in platforms {
+                let found = list.iter().find(|(p, _)| {
+                    p == want || (p.os == want.os && p.arch == want.arch && want.variant.is_none())
+                });
+                let Some((plat, d)) = found else {
+                    return Err(PullError::Platform {
+                        image: shown.clone(),
+                        platform: want.clone(),
+                        available: list
+                            .iter()
+                            .map(|(p, _)| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                };
+                let mb = self.manifest_bytes(image, &d.digest, &shown).await?;
+                out.push(self.image_entry(image, name, &shown, plat.clone(), d.clone(), &mb)?);
+            }
+        } else {
+            let d = Descriptor {
+                media_type: if media.is_empty() {
+                    OCI_MANIFEST.into()
+                } else {
+                    media.into()
+                },
+                digest: top.clone(),
+                size: bytes.len() as u64,
+            };
+            let entry = self.image_entry(
+                image,
+                name,
+                &shown,
+                Platform {
+                    os: String::new(),
+                    arch: String::new(),
+                    variant: None,
+                },
+                d,
+                &bytes,
+            )?;
+            // A single-platform manifest: its config says which platform.
+            if !self.cache.has(&entry.entry.config) {
+                self.fetch_one(image, &shown, &entry.entry.config).await?;
+            }
+            let cfg = std::fs::read(self.cache.path(&entry.entry.config.digest)).ok();
+            let plat = cfg
+                .as_deref()
+                .and_then(|c| serde_json::from_slice::<serde_json::Value>(c).ok())
+                .and_then(|c| {
+                    let mut p = format!(
+                        "{}/{}",
+                        c.get("os")?.as_str()?,
+                        c.get("architecture")?.as_str()?
+                    );
+                    if let Some(var) = c.get("variant").and_then(|x| x.as_str()) {
+                        p = format!("{p}/{var}");
+                    }
+                    p.parse::<Platform>().ok()
+                })
+                .ok_or_else(|| bad("config does not name os and architecture".into()))?;
+            if !platforms
+                .iter()
+                .any(|w| w.os == plat.os && w.arch == plat.arch)
+            {
+                return Err(PullError::Platform {
+                    image: shown.clone(),
+                    platform: platforms[0].clone(),
+                    available: plat.to_string(),
+                });
+            }
+            let mut e = entry;
+            e.entry.platform = plat;
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    fn image_entry(
+        &self,
+        image: &ImageRef,
+        name: &str,
+        shown: &str,
+        platform: Platform,
+        manifest: Descriptor,
+        bytes: &[u8],
+    ) -> Result<Resolved, PullError> {
+        let bad = |message: String| PullError::Manifest {
+            image: shown.to_owned(),
+            digest: manifest.digest.clone(),
+            message,
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let config =
+            descriptor(v.get("config").ok_or_else(|| bad("no config".into()))?).map_err(bad)?;
+        let layers = v
+            .get("layers")
+            .and_then(|l| l.as_array())
+            .ok_or_else(|| bad("no layers".into()))?
+            .iter()
+            .map(descriptor)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        Ok(Resolved {
+            entry: ImageEntry {
+                name: name.to_owned(),
+                source: image.to_string(),
+                platform,
+                manifest,
+                config,
+                layers,
+            },
+        })
+    }
+
+    /// Fetches every blob the cache lacks, in parallel. Returns how many
+    /// were downloaded.
+    pub async fn fetch(
+        &self,
+        image_of: &BTreeMap<Digest, (ImageRef, String)>,
+        blobs: &[Descriptor],
+    ) -> Result<usize, PullError> {
+        let missing: Vec<&Descriptor> = blobs.iter().filter(|d| !self.cache.has(d)).collect();
+        let results = futures_util::stream::iter(missing.iter().map(|d| {
+            let (img, shown) = &image_of[&d.digest];
+            self.fetch_one(img, shown, d)
+        }))
+        .buffer_unordered(self.opts.jobs.max(1))
+        .collect::<Vec<_>>()
+        .await;
+        for r in results {
+            r?;
+        }
+        Ok(missing.len())
+    }
+
+    async fn fetch_one(
+        &self,
+        image: &ImageRef,
+        shown: &str,
+        d: &Descriptor,
+    ) -> Result<(), PullError> {
+        let mut delay = self.opts.backoff;
+        let mut attempt = 1;
+        loop {
+            match self.try_fetch(image, shown, d).await {
+                Ok(()) => return Ok(()),
+                Err((e, retry)) if retry && attempt < self.opts.attempts => {
+                    self.reporter.message(&format!(
+                        "retrying blob {} of {shown} (attempt {}) after: {e}",
+                        d.digest,
+                        attempt + 1
+                    ));
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_fetch(
+        &self,
+        image: &ImageRef,
+        shown: &str,
+        d: &Descriptor,
+    ) -> Result<(), (PullError, bool)> {
+        let reference = Reference::with_digest(
+            image.registry.clone(),
+            image.repository.clone(),
+            d.digest.to_string(),
+        );
+        let auth = auth_for(&image.registry);
+        self.client
+            .store_auth_if_needed(reference.resolve_registry(), &auth)
+            .await;
+        let reg_err = |e: oci_client::errors::OciDistributionError| {
+            let retry = is_retryable(&e);
+            let (message, hint) = describe(&e);
+            (
+                PullError::Registry {
+                    image: shown.to_owned(),
+                    what: format!("blob {}", d.digest),
+                    message,
+                    hint,
+                },
+                retry,
+            )
+        };
+        let cache_err = |e: std::io::Error| {
+            (
+                PullError::Cache {
+                    path: self.cache.path(&d.digest),
+                    source: e,
+                },
+                false,
+            )
+        };
+        let mut stream = self
+            .client
+            .pull_blob_stream(&reference, d.digest.as_str())
+            .await
+            .map_err(reg_err)?;
+        let tmp = tempfile::NamedTempFile::new_in(self.cache.tmp_dir()).map_err(cache_err)?;
+        let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(cache_err)?);
+        let mut hasher = Sha256::new();
+        let mut got: u64 = 0;
+        self.reporter.blob_start(&d.digest, d.size);
+        while let Some(chunk) = stream.stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                (
+                    PullError::Registry {
+                        image: shown.to_owned(),
+                        what: format!("blob {}", d.digest),
+                        message: format!("download interrupted after {got} of {} bytes: {e}", d.size),
+                        hint: "the connection dropped; run the build again, finished blobs stay cached",
+                    },
+                    true,
+                )
+            })?;
+            got += chunk.len() as u64;
+            if got > d.size {
+                self.reporter.blob_done(&d.digest);
+                return Err((
+                    PullError::Registry {
+                        image: shown.to_owned(),
+                        what: format!("blob {}", d.digest),
+                        message: format!(
+                            "registry sent more than the {} bytes the manifest declares",
+                            d.size
+                        ),
+                        hint: "the registry serves wrong data; report it to its operator",
+                    },
+                    false,
+                ));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(cache_err)?;
+            self.reporter.blob_progress(&d.digest, chunk.len() as u64);
+        }
+        self.reporter.blob_done(&d.digest);
+        file.flush().await.map_err(cache_err)?;
+        file.sync_all().await.map_err(cache_err)?;
+        drop(file);
+        let actual = Digest::from_sha256_bytes(&hasher.finalize().into());
+        if got != d.size {
+            return Err((
+                PullError::Registry {
+                    image: shown.to_owned(),
+                    what: format!("blob {}", d.digest),
+                    message: format!(
+                        "registry sent {got} bytes, the manifest declares {}",
+                        d.size
+                    ),
+                    hint: "the download was cut short; run the build again",
+                },
+                true,
+            ));
+        }
+        if actual != d.digest {
+            // The temp file is dropped (deleted): a bad blob never enters the cache.
+            return Err((
+                PullError::Digest {
+                    image: shown.to_owned(),
+                    what: "blob",
+                    expected: d.digest.clone(),
+                    actual,
+                },
+                true,
+            ));
+        }
+        tmp.persist(self.cache.path(&d.digest))
+            .map_err(|e| cache_err(e.error))?;
+        Ok(())
+    }
+}
+
+fn descriptor(v: &serde_json::Value) -> Result<Descriptor, String> {
+    let digest = v
+        .get("digest")
+        .and_then(|d| d.as_str())
+        .ok_or("descriptor without digest")?
+        .parse::<Digest>()
+        .map_err(|e| e.to_string())?;
+    Ok(Descriptor {
+        media_type: v
+            .get("mediaType")
+            .and_then(|m| m.as_str())
+            .unwrap_or("")
+            .to_owned(),
+        size: v
+            .get("size")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or("descriptor without size")?,
+        digest,
+    })
+}
+
+/// Resolves a tag to its digest (for `bundler pin`).
+pub async fn resolve_tag(client_opts: &PullOptions, image: &ImageRef) -> Result<Digest, PullError> {
+    let config = ClientConfig {
+        protocol: if client_opts.insecure.is_empty() {
+            ClientProtocol::Https
+        } else {
+            ClientProtocol::HttpsExcept(client_opts.insecure.clone())
+        },
+        platform_resolver: None,
+        ..Default::default()
+    };
+    let client = Client::new(config);
+    let reference = Reference::with_tag(
+        image.registry.clone(),
+        image.repository.clone(),
+        image.tag.clone().unwrap_or_else(|| "latest".into()),
+    );
+    let auth = auth_for(&image.registry);
+    let (bytes, _) = client
+        .pull_manifest_raw(&reference, &auth, ACCEPTED)
+        .await
+        .map_err(|e| {
+            let (message, hint) = describe(&e);
+            PullError::Registry {
+                image: image.to_string(),
+                what: "tag".into(),
+                message,
+                hint,
+            }
+        })?;
+    Ok(sha(&bytes))
+}
