@@ -243,3 +243,178 @@ mod tests {
         assert!(out.starts_with(text));
     }
 }
+
+/// What an install will do to `.env`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvPlan {
+    /// Lines to append (new keys), in spec order.
+    pub append: Vec<(String, String)>,
+    /// Keys appended with a generated secret.
+    pub generated: Vec<String>,
+    /// Required keys without a value: (key, description).
+    pub missing: Vec<(String, String)>,
+    /// Keys the new version no longer declares (left in place).
+    pub removed: Vec<String>,
+    /// Keys whose default changed: (key, old, new); existing values are kept.
+    pub new_defaults: Vec<(String, String, String)>,
+    /// Unrotatable keys that appear now: back them up off-host.
+    pub unrotatable: Vec<String>,
+    /// `--set` values for keys already in `.env` (refused: edit `.env`).
+    pub conflicts: Vec<String>,
+}
+
+/// Compares `.env` with the new version's requirements. `generate` makes a
+/// secret; it is called only for keys that are absent (first appearance).
+pub fn plan(
+    existing: &str,
+    new: &[manifest_schema::EnvVar],
+    old: &[manifest_schema::EnvVar],
+    set: &[(String, String)],
+    mut generate: impl FnMut(manifest_schema::Generate) -> String,
+) -> EnvPlan {
+    let have = parse(existing);
+    let mut p = EnvPlan::default();
+    for (k, v) in set {
+        if have.get(k).is_some_and(|cur| cur != v) {
+            p.conflicts.push(k.clone());
+        }
+    }
+    for var in new {
+        let old_var = old.iter().find(|o| o.key == var.key);
+        if let (Some(o), Some(n)) = (old_var.and_then(|o| o.default.clone()), var.default.clone()) {
+            if o != n {
+                p.new_defaults.push((var.key.clone(), o, n));
+            }
+        }
+        if have.contains_key(&var.key) {
+            continue;
+        }
+        if let Some((_, v)) = set.iter().find(|(k, _)| k == &var.key) {
+            p.append.push((var.key.clone(), v.clone()));
+        } else if let Some(g) = var.generate {
+            p.append.push((var.key.clone(), generate(g)));
+            p.generated.push(var.key.clone());
+        } else if let Some(d) = &var.default {
+            p.append.push((var.key.clone(), d.clone()));
+        } else if var.required {
+            p.missing.push((var.key.clone(), var.description.clone()));
+            continue;
+        } else {
+            continue;
+        }
+        if var.unrotatable {
+            p.unrotatable.push(var.key.clone());
+        }
+    }
+    for (k, v) in set {
+        if !new.iter().any(|n| &n.key == k) && !have.contains_key(k) {
+            p.append.push((k.clone(), v.clone()));
+        }
+    }
+    for o in old {
+        if !new.iter().any(|n| n.key == o.key) && have.contains_key(&o.key) {
+            p.removed.push(o.key.clone());
+        }
+    }
+    p
+}
+
+/// A fresh secret in the requested encoding, from the OS's randomness.
+pub fn generate_secret(g: manifest_schema::Generate) -> String {
+    use base64::Engine as _;
+    use manifest_schema::Generate;
+    let n = match g {
+        Generate::Hex16 => 16,
+        Generate::Hex32 | Generate::Base64_32 => 32,
+    };
+    let mut b = vec![0u8; n];
+    getrandom::getrandom(&mut b).expect("OS randomness");
+    match g {
+        Generate::Base64_32 => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b),
+        _ => manifest_schema::digest::hex(&b),
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use manifest_schema::{EnvVar, Generate};
+
+    fn var(key: &str, default: Option<&str>, generate: Option<Generate>) -> EnvVar {
+        EnvVar {
+            key: key.into(),
+            description: format!("{key} desc"),
+            required: true,
+            default: default.map(Into::into),
+            generate,
+            unrotatable: generate.is_some(),
+        }
+    }
+
+    #[test]
+    fn new_required_generated_removed_and_changed_defaults() {
+        let old = vec![var("PORT", Some("80"), None), var("OLD", None, None)];
+        let new = vec![
+            var("PORT", Some("8080"), None),
+            var("EMAIL", None, None),
+            var("KEY", None, Some(Generate::Hex32)),
+            var("MODE", Some("fast"), None),
+        ];
+        let p = plan("PORT=80\nOLD=x\n", &new, &old, &[], |_| "s3cret".into());
+        assert_eq!(
+            p.append,
+            vec![
+                ("KEY".into(), "s3cret".into()),
+                ("MODE".into(), "fast".into())
+            ]
+        );
+        assert_eq!(p.missing, vec![("EMAIL".into(), "EMAIL desc".into())]);
+        assert_eq!(p.generated, vec!["KEY".to_string()]);
+        assert_eq!(p.unrotatable, vec!["KEY".to_string()]);
+        assert_eq!(p.removed, vec!["OLD".to_string()]);
+        assert_eq!(
+            p.new_defaults,
+            vec![("PORT".into(), "80".into(), "8080".into())]
+        );
+    }
+
+    #[test]
+    fn set_supplies_missing_and_generation_happens_once() {
+        let new = vec![
+            var("EMAIL", None, None),
+            var("KEY", None, Some(Generate::Hex32)),
+        ];
+        let mut calls = 0;
+        let p = plan(
+            "KEY=old\n",
+            &new,
+            &[],
+            &[("EMAIL".into(), "a@b".into())],
+            |_| {
+                calls += 1;
+                "x".into()
+            },
+        );
+        assert_eq!(calls, 0, "an existing secret is never regenerated");
+        assert_eq!(p.append, vec![("EMAIL".into(), "a@b".into())]);
+        assert!(p.missing.is_empty());
+        let conflict = plan(
+            "EMAIL=a@c\n",
+            &new,
+            &[],
+            &[("EMAIL".into(), "a@b".into())],
+            |_| "x".into(),
+        );
+        assert_eq!(conflict.conflicts, vec!["EMAIL".to_string()]);
+    }
+
+    #[test]
+    fn generated_secrets_have_the_requested_shape() {
+        assert_eq!(generate_secret(Generate::Hex32).len(), 64);
+        assert_eq!(generate_secret(Generate::Hex16).len(), 32);
+        assert_ne!(
+            generate_secret(Generate::Hex32),
+            generate_secret(Generate::Hex32)
+        );
+    }
+}

@@ -13,6 +13,11 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod cli;
+pub mod engine;
 pub mod envfile;
+pub mod health;
+pub mod install;
 pub mod minisign;
+pub mod state;
 pub mod tarfmt;

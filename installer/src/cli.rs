@@ -1,0 +1,388 @@
+//! Command-line interface of `installer`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::bundle::{self, BundleError, Discard};
+use crate::engine::{Cli as EngineCli, Engine};
+use crate::install::{self, InstallError, InstallOptions, Report, RollbackOptions, Stderr};
+use crate::minisign::PublicKey;
+use crate::state::StateDir;
+
+/// Exit code: bad input, preflight failure; nothing was changed.
+pub const EXIT_INPUT: u8 = 1;
+/// Exit code: the bundle failed verification; nothing was changed.
+pub const EXIT_VERIFY: u8 = 2;
+/// Exit code: the engine or compose failed outside an install.
+pub const EXIT_ENGINE: u8 = 3;
+/// Exit code: the install failed and the previous release was restored.
+pub const EXIT_ROLLED_BACK: u8 = 4;
+/// Exit code: the install failed and so did restoring; needs attention.
+pub const EXIT_BROKEN: u8 = 5;
+
+/// Verify and install offline bundles of a docker-compose stack.
+#[derive(Debug, Parser)]
+#[command(name = "installer", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Print only warnings and errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Container engine.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum EngineArg {
+    /// Docker (default).
+    #[default]
+    Docker,
+    /// Podman.
+    Podman,
+}
+
+impl EngineArg {
+    fn name(self) -> &'static str {
+        match self {
+            EngineArg::Docker => "docker",
+            EngineArg::Podman => "podman",
+        }
+    }
+}
+
+/// Engine selection flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// Container engine.
+    #[arg(long, value_enum, default_value = "docker")]
+    pub engine: EngineArg,
+    /// Compose to run, e.g. "docker compose" or docker-compose [default: detected].
+    #[arg(long)]
+    pub compose: Option<String>,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a bundle's signature and every checksum, writing nothing.
+    Verify {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Trusted public key [default: the keys recorded in --dir].
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Install dir whose recorded keys to trust.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Install or upgrade from a bundle, rolling back on failure.
+    Install {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Install dir.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Vendor public key (required for the first install; recorded).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Allow installing an older version.
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Install into a non-empty dir (its files are kept) or over another product.
+        #[arg(long)]
+        force: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+        /// Supply a setting for .env (repeatable): KEY=VALUE.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_kv)]
+        set: Vec<(String, String)>,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Go back to the previous release (or finish an interrupted install).
+    Rollback {
+        /// Install dir.
+        #[arg(long)]
+        dir: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Also restore the data backup taken before the upgrade.
+        #[arg(long)]
+        restore_data: bool,
+    },
+    /// Show what is installed, the history, trusted keys and container health.
+    Status {
+        /// Install dir.
+        #[arg(long)]
+        dir: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))?;
+    if !manifest_schema::validate::valid_env_key(k) {
+        return Err(format!("{k:?}: not a valid variable name"));
+    }
+    if v.contains('\n') {
+        return Err(format!("{k}: value contains a newline"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// The exit code for an error chain.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    for c in e.chain() {
+        if let Some(i) = c.downcast_ref::<InstallError>() {
+            return match i {
+                InstallError::Bundle { source, .. } if source.is_verification() => EXIT_VERIFY,
+                InstallError::RolledBack { .. } => EXIT_ROLLED_BACK,
+                InstallError::RollbackFailed { .. } => EXIT_BROKEN,
+                InstallError::Engine(_) => EXIT_ENGINE,
+                _ => EXIT_INPUT,
+            };
+        }
+        if let Some(b) = c.downcast_ref::<BundleError>() {
+            return if b.is_verification() {
+                EXIT_VERIFY
+            } else {
+                EXIT_INPUT
+            };
+        }
+        if c.downcast_ref::<crate::engine::EngineError>().is_some() {
+            return EXIT_ENGINE;
+        }
+    }
+    EXIT_INPUT
+}
+
+fn interrupted_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, flag.clone());
+    }
+    flag
+}
+
+fn engine(args: &EngineArgs) -> Result<Box<dyn Engine>, crate::engine::EngineError> {
+    EngineCli::detect(args.engine.name(), args.compose.as_deref())
+        .map(|e| Box::new(e) as Box<dyn Engine>)
+}
+
+/// Runs a command.
+pub fn run(cli: Cli) -> Result<()> {
+    let report = Stderr { quiet: cli.quiet };
+    match cli.command {
+        Command::Verify {
+            bundle: path,
+            public_key,
+            dir,
+        } => {
+            let keys = match (&public_key, &dir) {
+                (Some(p), _) => {
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("reading public key {}", p.display()))?;
+                    vec![PublicKey::parse(&text).with_context(|| p.display().to_string())?]
+                }
+                (None, Some(d)) => StateDir::new(d).trusted_keys()?,
+                (None, None) => anyhow::bail!(
+                    "no trusted key: pass --public-key, or --dir of an install whose keys to trust"
+                ),
+            };
+            let input = bundle::open(&path)?;
+            let v = bundle::read_bundle::<BundleError>(input, &keys, |_| Ok(()), &mut Discard)
+                .with_context(|| {
+                    format!(
+                        "bundle {} failed verification; nothing was written",
+                        path.display()
+                    )
+                })?;
+            if !cli.quiet {
+                eprintln!(
+                    "ok: {} {} signed by key {}; every entry matches the manifest",
+                    v.manifest().name,
+                    v.manifest().version,
+                    v.signer().id
+                );
+            }
+            Ok(())
+        }
+        Command::Install {
+            bundle,
+            dir,
+            public_key,
+            engine: eargs,
+            allow_downgrade,
+            force,
+            yes,
+            set,
+            json,
+        } => {
+            if !yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+                eprint!(
+                    "install {} into {}? [y/N] ",
+                    bundle.display(),
+                    dir.display()
+                );
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    anyhow::bail!("cancelled; nothing was changed");
+                }
+            }
+            let opts = InstallOptions {
+                bundle,
+                dir,
+                public_key,
+                allow_downgrade,
+                force,
+                set,
+                interrupted: interrupted_flag(),
+            };
+            let r = install::install(&opts, engine(&eargs), &report)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for n in &r.notes {
+                    report.step(&format!("note: {n}"));
+                }
+                let from = r
+                    .from
+                    .as_ref()
+                    .map(|f| format!(" (from {f})"))
+                    .unwrap_or_default();
+                report.step(&format!(
+                    "installed {} {}{from}: healthy",
+                    r.name, r.version
+                ));
+            }
+            Ok(())
+        }
+        Command::Rollback {
+            dir,
+            engine: eargs,
+            restore_data,
+        } => {
+            let e = engine(&eargs)?;
+            let what = install::rollback(&RollbackOptions { dir, restore_data }, e, &report)?;
+            report.step(&format!("rolled back: {what}"));
+            Ok(())
+        }
+        Command::Status {
+            dir,
+            engine: eargs,
+            json: as_json,
+        } => {
+            let sd = StateDir::new(&dir);
+            if !sd.exists() {
+                anyhow::bail!(
+                    "{} is not an install (no .installer/ state); hint: check --dir",
+                    dir.display()
+                );
+            }
+            let state = sd.load()?;
+            let keys = sd.trusted_keys()?;
+            let revoked = sd.revoked_keys()?;
+            let containers = match (engine(&eargs), &state.current) {
+                (Ok(e), Some(cur)) => {
+                    let project = sd
+                        .release_manifest(&cur.version)
+                        .map(|m| m.compose.project)
+                        .unwrap_or_default();
+                    e.containers(&project).unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
+            let journal = sd.journal();
+            if as_json {
+                let v = json!({
+                    "name": state.name,
+                    "current": state.current.as_ref().map(|c| c.version.to_string()),
+                    "previous": state.previous.as_ref().map(|c| c.version.to_string()),
+                    "interrupted": journal.as_ref().map(|j| json!({"op": j.op, "to": j.to, "phase": j.phase})),
+                    "history": state.history,
+                    "trusted_keys": keys.iter().map(|k| k.id.to_string()).collect::<Vec<_>>(),
+                    "revoked_keys": revoked.iter().map(|k| k.id.to_string()).collect::<Vec<_>>(),
+                    "containers": containers.iter().map(|c| json!({"name": c.name, "service": c.service, "status": c.status, "health": c.health})).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            println!(
+                "{} {}{}",
+                state.name,
+                state
+                    .current
+                    .as_ref()
+                    .map(|c| c.version.to_string())
+                    .unwrap_or_else(|| "(nothing installed)".into()),
+                state
+                    .previous
+                    .as_ref()
+                    .map(|p| format!("  (previous: {})", p.version))
+                    .unwrap_or_default()
+            );
+            if let Some(j) = journal {
+                println!("interrupted: {} of {} stopped in phase {}; run install again or `installer rollback`", j.op, j.to, j.phase);
+            }
+            println!(
+                "trusted keys: {}",
+                keys.iter()
+                    .map(|k| k.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if !revoked.is_empty() {
+                println!(
+                    "revoked keys: {}",
+                    revoked
+                        .iter()
+                        .map(|k| k.id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            println!("containers:");
+            for c in &containers {
+                println!(
+                    "  {:<30} {:<10} {:<10} {}",
+                    c.name, c.service, c.status, c.health
+                );
+            }
+            println!("history:");
+            for h in &state.history {
+                println!(
+                    "  {}  {:<9} {} -> {}  {}{}",
+                    h.time,
+                    h.action,
+                    h.from.as_deref().unwrap_or("-"),
+                    h.to,
+                    h.outcome,
+                    if h.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", h.message)
+                    }
+                );
+            }
+            Ok(())
+        }
+    }
+}

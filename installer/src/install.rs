@@ -1,0 +1,1480 @@
+//! `installer install` and `installer rollback`.
+//!
+//! 1. Lock the dir; load the state and the trusted keys.
+//! 2. Verify the bundle's signature; then preflight, before any change: disk
+//!    space, engine and compose, `.env` requirements, version policy, dir
+//!    emptiness. Every failure is reported together.
+//! 3. Stream and verify every entry into a staging dir inside the state dir
+//!    (same filesystem); on any mismatch the staging dir goes and nothing
+//!    else has changed.
+//! 4. Keep the verified release (files and blobs) in the state dir; journal.
+//! 5. Run the `pre_upgrade` hook (backup); append new keys to `.env`.
+//! 6. Load the images the engine lacks, streaming a docker-archive from the
+//!    blob store into `load`.
+//! 7. Replace the managed files (each atomically), keeping operator edits.
+//! 8. `compose up`, then wait for health.
+//! 9. On success record the release; on any failure in 6-8 (or a signal)
+//!    restore the previous release the same way and report what failed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use manifest_schema::layout::{self, ENV_FILE, STATE_DIR};
+use manifest_schema::{Digest, ImageEntry, Manifest, Version};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::bundle::{self, BundleError, EntryKind, EntrySink, SignedManifest, VerifiedManifest};
+use crate::engine::{Engine, EngineError};
+use crate::envfile::{self, EnvPlan};
+use crate::health;
+use crate::minisign::PublicKey;
+use crate::state::{
+    self, HistoryEntry, InstalledFile, Journal, Release, State, StateDir, StateError,
+};
+use crate::tarfmt::TarWriter;
+
+/// The installer's own version.
+pub const INSTALLER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Errors of install and rollback.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The bundle failed verification or could not be read.
+    #[error("bundle {path}: {source}")]
+    Bundle {
+        /// The bundle.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: BundleError,
+    },
+    /// State dir problems.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Preflight found problems; nothing was changed.
+    #[error("preflight failed, nothing was changed:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Preflight(Vec<String>),
+    /// Bad input (keys, flags).
+    #[error("{0}")]
+    Input(String),
+    /// The pre-upgrade hook failed; nothing was changed.
+    #[error("pre_upgrade hook {hook} failed, nothing was changed: {message}")]
+    Hook {
+        /// The hook.
+        hook: String,
+        /// Its output.
+        message: String,
+    },
+    /// The install failed and the previous release was restored.
+    #[error("{failed}\nrolled back to {restored}{logs}")]
+    RolledBack {
+        /// What failed.
+        failed: String,
+        /// What runs now.
+        restored: String,
+        /// Last log lines of the failing service.
+        logs: String,
+    },
+    /// The install failed and restoring the previous release failed too.
+    #[error("{failed}\nrestoring the previous release also failed: {restore}; hint: run `installer rollback --dir DIR` once the cause is fixed")]
+    RollbackFailed {
+        /// What failed.
+        failed: String,
+        /// Why restoring failed.
+        restore: String,
+    },
+    /// Engine failure outside a transaction.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_at(path: &Path) -> impl Fn(io::Error) -> InstallError + '_ {
+    move |e| InstallError::Io {
+        path: path.to_owned(),
+        source: e,
+    }
+}
+
+/// Receives what the installer has to say.
+pub trait Report {
+    /// A step starts or ends.
+    fn step(&self, msg: &str);
+    /// Something the operator must notice.
+    fn warn(&self, msg: &str);
+}
+
+/// Lines on stderr.
+#[derive(Debug, Default)]
+pub struct Stderr {
+    /// Print only warnings.
+    pub quiet: bool,
+}
+
+impl Report for Stderr {
+    fn step(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+    fn warn(&self, msg: &str) {
+        eprintln!("warning: {msg}");
+    }
+}
+
+/// Flags of `installer install`.
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// The install dir.
+    pub dir: PathBuf,
+    /// Public key to trust on the first install.
+    pub public_key: Option<PathBuf>,
+    /// Allow installing an older version.
+    pub allow_downgrade: bool,
+    /// Install into a non-empty dir that is not an install, or replace another product.
+    pub force: bool,
+    /// `KEY=VALUE` settings for `.env`.
+    pub set: Vec<(String, String)>,
+    /// Set by a signal handler: stop and roll back.
+    pub interrupted: Arc<AtomicBool>,
+}
+
+/// The result of a successful install.
+#[derive(Debug, Clone, Serialize)]
+pub struct Installed {
+    /// Product.
+    pub name: String,
+    /// Version now running.
+    pub version: String,
+    /// Version before.
+    pub from: Option<String>,
+    /// Things the operator should know (kept edits, env changes).
+    pub notes: Vec<String>,
+    /// Images loaded (others were present).
+    pub loaded_images: Vec<String>,
+}
+
+/// The platform of this host, in OCI spelling.
+pub fn host_platform() -> (String, String) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    };
+    ("linux".into(), arch.into())
+}
+
+fn sha_file(path: &Path) -> io::Result<Digest> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(Digest::from_sha256_bytes(&h.finalize().into()))
+}
+
+/// Free bytes on the filesystem holding `path`.
+pub fn free_space(path: &Path) -> io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+/// Writes verified entries into the staging dir.
+struct StagingSink {
+    root: PathBuf,
+    file: Option<(std::fs::File, PathBuf)>,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl StagingSink {
+    fn target(&self, kind: EntryKind<'_>) -> PathBuf {
+        match kind {
+            EntryKind::File(f) => self.root.join("files").join(f.path.as_str()),
+            EntryKind::Layout(f) => self.root.join(f.path.as_str()),
+            EntryKind::Blob(d) => self.root.join("blobs").join(d.digest.hex()),
+        }
+    }
+}
+
+impl EntrySink for StagingSink {
+    fn begin(&mut self, _name: &str, kind: EntryKind<'_>) -> io::Result<()> {
+        fail::fail_point!("extract-entry", |_| Err(io::Error::other(
+            "failpoint extract-entry"
+        )));
+        let p = self.target(kind);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)?;
+        self.file = Some((f, p));
+        Ok(())
+    }
+    fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "interrupted by a signal",
+            ));
+        }
+        self.file.as_mut().expect("begun").0.write_all(chunk)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        let (f, _) = self.file.take().expect("begun");
+        f.sync_data()
+    }
+}
+
+/// Removes what a failed install created before it changed anything.
+struct Cleanup {
+    paths: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.armed {
+            for p in &self.paths {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+    }
+}
+
+fn is_empty_dir(p: &Path) -> bool {
+    std::fs::read_dir(p)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
+
+fn version_policy(
+    installed: Option<&Version>,
+    m: &Manifest,
+    allow_downgrade: bool,
+    problems: &mut Vec<String>,
+) {
+    let Some(cur) = installed else { return };
+    if &m.version < cur && !allow_downgrade {
+        problems.push(format!(
+            "{} {} is older than the installed {cur}: downgrades are refused because migrations are forward-only; hint: pass --allow-downgrade (and restore a matching backup), or use `installer rollback`",
+            m.name, m.version
+        ));
+    }
+    if let Some(req) = &m.upgrade_from {
+        if &m.version != cur && !req.matches(cur) {
+            let need = req
+                .minimum()
+                .map(|v| format!(" first install {v}"))
+                .unwrap_or_default();
+            problems.push(format!(
+                "{} {} upgrades only from versions {req}, and {cur} is installed; hint:{need} (an intermediate version whose migrations this one needs)",
+                m.name, m.version
+            ));
+        }
+    }
+}
+
+fn check_env_plan(p: &EnvPlan, problems: &mut Vec<String>) {
+    for (k, d) in &p.missing {
+        problems.push(format!(
+            "required setting {k} is missing from .env: {d}; hint: add it to .env or pass --set {k}=VALUE"
+        ));
+    }
+    for k in &p.conflicts {
+        problems.push(format!(
+            "--set {k}: .env already sets {k} to another value; the installer never rewrites existing values; hint: edit .env by hand"
+        ));
+    }
+}
+
+fn read_env(dir: &Path) -> Result<String, InstallError> {
+    let p = dir.join(ENV_FILE);
+    match std::fs::read_to_string(&p) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(InstallError::Io { path: p, source: e }),
+    }
+}
+
+fn journal(
+    sd: &StateDir,
+    op: &str,
+    from: Option<&Version>,
+    to: &Version,
+    phase: &str,
+) -> Result<(), InstallError> {
+    sd.set_journal(&Journal {
+        op: op.into(),
+        from: from.map(ToString::to_string),
+        to: to.to_string(),
+        phase: phase.into(),
+        started: state::now(),
+    })?;
+    Ok(())
+}
+
+/// Installs a bundle; see the module docs for the steps.
+pub fn install(
+    opts: &InstallOptions,
+    engine: Result<Box<dyn Engine>, EngineError>,
+    report: &dyn Report,
+) -> Result<Installed, InstallError> {
+    let dir_existed = opts.dir.exists();
+    let dir_was_empty = is_empty_dir(&opts.dir);
+    let mut cleanup = Cleanup {
+        paths: Vec::new(),
+        armed: true,
+    };
+    if !dir_existed {
+        std::fs::create_dir_all(&opts.dir).map_err(io_at(&opts.dir))?;
+    }
+    let abs = std::fs::canonicalize(&opts.dir).map_err(io_at(&opts.dir))?;
+    let opts = &InstallOptions {
+        dir: abs,
+        ..opts.clone()
+    };
+    let sd = StateDir::new(&opts.dir);
+    let state_existed = sd.root.exists();
+    let was_install = sd.exists();
+    if !dir_existed {
+        cleanup.paths.push(opts.dir.clone());
+    } else if !state_existed {
+        cleanup.paths.push(sd.root.clone());
+    }
+    let _lock = sd.lock()?;
+    let mut state = sd.load()?;
+
+    // Trust: the recorded keys only, once there are any.
+    let recorded = sd.trusted_keys()?;
+    let given = match &opts.public_key {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(io_at(p))?;
+            Some(
+                PublicKey::parse(&text)
+                    .map_err(|e| InstallError::Input(format!("{}: {e}", p.display())))?,
+            )
+        }
+        None => None,
+    };
+    let keys = if recorded.is_empty() {
+        match &given {
+            Some(k) => vec![k.clone()],
+            None => {
+                return Err(InstallError::Input(format!(
+                    "{} has no trusted key yet; hint: pass --public-key with the vendor's public key for the first install",
+                    opts.dir.display()
+                )))
+            }
+        }
+    } else {
+        if let Some(k) = &given {
+            if !recorded.contains(k) {
+                return Err(InstallError::Input(format!(
+                    "--public-key {}: key {} is not among the keys this install trusts ({}); later installs verify against the recorded keys only; hint: a vendor rotates keys inside a signed bundle, or add it deliberately with `installer trust add`",
+                    opts.public_key.as_ref().expect("given").display(),
+                    k.id,
+                    recorded.iter().map(|k| k.id.to_string()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        recorded
+    };
+
+    let engine_ref = engine.as_ref().ok();
+    let input = bundle::open(&opts.bundle).map_err(|e| InstallError::Bundle {
+        path: opts.bundle.clone(),
+        source: e,
+    })?;
+    let staging = sd.staging().join(format!("{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let staging_cleanup = Cleanup {
+        paths: vec![staging.clone()],
+        armed: true,
+    };
+    let mut sink = StagingSink {
+        root: staging.clone(),
+        file: None,
+        interrupted: opts.interrupted.clone(),
+    };
+    let env_text = read_env(&opts.dir)?;
+    let mut env_plan = EnvPlan::default();
+    let old_manifest = match &state.current {
+        Some(r) => Some(sd.release_manifest(&r.version)?),
+        None => None,
+    };
+    let installed_version = state.current.as_ref().map(|r| r.version.clone());
+
+    let verified: VerifiedManifest = bundle::read_bundle::<InstallError>(
+        input,
+        &keys,
+        |signed: &SignedManifest| {
+            let m = signed.manifest();
+            let mut problems = Vec::new();
+            if let Some(e) = &engine.as_ref().err() {
+                problems.push(e.to_string());
+            }
+            if let Some(e) = engine_ref {
+                if let Err(err) = e.info() {
+                    problems.push(err.to_string());
+                }
+            }
+            if !state.name.is_empty() && state.name != m.name && !opts.force {
+                problems.push(format!(
+                    "{} holds {}, not {}; hint: choose another dir, or pass --force to replace it",
+                    opts.dir.display(),
+                    state.name,
+                    m.name
+                ));
+            }
+            if !was_install && !dir_was_empty && !opts.force {
+                problems.push(format!(
+                    "{} is not empty and is not an install; hint: choose an empty dir, or pass --force to install beside its files (they are kept)",
+                    opts.dir.display()
+                ));
+            }
+            let ours: Version = INSTALLER_VERSION.parse().expect("crate version");
+            if m.min_installer_version > ours {
+                problems.push(format!(
+                    "the bundle needs installer {} or newer, this is {ours}; hint: use the installer shipped with the bundle",
+                    m.min_installer_version
+                ));
+            }
+            version_policy(installed_version.as_ref(), m, opts.allow_downgrade, &mut problems);
+            let (os, arch) = host_platform();
+            if !m.images.iter().any(|i| i.platform.os == os && i.platform.arch == arch) {
+                problems.push(format!(
+                    "the bundle has no images for this host's platform {os}/{arch} (it has {}); hint: build it with --platform {os}/{arch}",
+                    m.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            let need = m.payload_size() + m.payload_size() / 10 + (16 << 20);
+            match free_space(&sd.root) {
+                Ok(free) if free < need => problems.push(format!(
+                    "not enough free space in {}: {} needed, {} free; hint: free space or install elsewhere",
+                    opts.dir.display(),
+                    need,
+                    free
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(format!("cannot measure free space in {}: {e}", opts.dir.display())),
+            }
+            let old_env = old_manifest.as_ref().map(|o| o.env.as_slice()).unwrap_or(&[]);
+            env_plan = envfile::plan(&env_text, &m.env, old_env, &opts.set, envfile::generate_secret);
+            check_env_plan(&env_plan, &mut problems);
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(InstallError::Preflight(problems))
+            }
+        },
+        &mut sink,
+    )
+    .map_err(|e| match e {
+        InstallError::Bundle { source, .. } => InstallError::Bundle {
+            path: opts.bundle.clone(),
+            source,
+        },
+        other => other,
+    })?;
+    let engine = engine.expect("preflight checked the engine");
+    let m = verified.manifest().clone();
+    report.step(&format!(
+        "verified {} {} (signed by key {}), {} files, {} blobs",
+        m.name,
+        m.version,
+        verified.signer().id,
+        m.files.len(),
+        m.carried_blobs().len()
+    ));
+
+    // Keep the release: files and signed manifest; blobs into the store.
+    sd.create()?;
+    keep_release(&sd, &verified, &staging)?;
+    drop(staging_cleanup);
+    if state.current.is_none() && state.name.is_empty() {
+        for k in &keys {
+            sd.add_key(k)?;
+        }
+    }
+    state.name = m.name.clone();
+    cleanup.armed = false;
+    let from = state.current.as_ref().map(|r| r.version.clone());
+    journal(&sd, "install", from.as_ref(), &m.version, "staged")?;
+    fail::fail_point!("after-stage", |_| Err(InstallError::Input(
+        "failpoint after-stage".into()
+    )));
+
+    let mut notes = Vec::new();
+    // Back up first.
+    if let (Some(hook), Some(cur)) = (&m.hooks.pre_upgrade, &from) {
+        let out = run_hook(
+            &sd,
+            &m.version,
+            hook,
+            Some(cur),
+            &m.version,
+            "pre_upgrade",
+            &opts.dir,
+            &m.compose.project,
+        )?;
+        notes.push(format!("backup written to {}", out.display()));
+        report.step(&format!("pre_upgrade hook wrote {}", out.display()));
+    }
+    // Settings.
+    if !env_plan.append.is_empty() {
+        let p = opts.dir.join(ENV_FILE);
+        let text = envfile::append(&env_text, &env_plan.append);
+        state::write_atomic(&p, text.as_bytes(), 0o600).map_err(io_at(&p))?;
+        for (k, _) in &env_plan.append {
+            let how = if env_plan.generated.contains(k) {
+                "generated"
+            } else {
+                "added"
+            };
+            notes.push(format!(".env: {how} {k}"));
+        }
+    }
+    for k in &env_plan.unrotatable {
+        report.warn(&format!(
+            "{k} was generated and decrypts stored data: back up .env off-host now; it is never regenerated, and losing it loses that data"
+        ));
+    }
+    for k in &env_plan.removed {
+        notes.push(format!(
+            ".env: {k} is no longer used by {} (left in place)",
+            m.version
+        ));
+    }
+    for (k, o, n) in &env_plan.new_defaults {
+        notes.push(format!(
+            ".env: the default of {k} changed from {o:?} to {n:?}; your value is kept"
+        ));
+    }
+
+    let result = apply_release(&sd, engine.as_ref(), &state, &m, opts, report, &mut notes);
+    match result {
+        Ok(images) => {
+            let loaded = images.1;
+            let release = Release {
+                version: m.version.clone(),
+                files: m
+                    .files
+                    .iter()
+                    .map(|f| InstalledFile {
+                        path: f.path.to_string(),
+                        sha256: f.sha256.clone(),
+                    })
+                    .collect(),
+                images: images.0,
+                key_id: verified.signer().id.to_string(),
+            };
+            let action = match &from {
+                None => "install",
+                Some(v) if v == &m.version => "reinstall",
+                Some(v) if v > &m.version => "downgrade",
+                Some(_) => "upgrade",
+            };
+            if state.current.as_ref().map(|c| &c.version) != Some(&m.version) {
+                state.previous = state.current.take();
+            }
+            state.current = Some(release);
+            state.history.push(HistoryEntry {
+                time: state::now(),
+                action: action.into(),
+                from: from.as_ref().map(ToString::to_string),
+                to: m.version.to_string(),
+                outcome: "ok".into(),
+                message: notes.join("; "),
+            });
+            sd.save(&state)?;
+            sd.clear_journal()?;
+            prune(&sd, &state);
+            if let Some(hook) = &m.hooks.post_install {
+                if let Err(e) = run_hook(
+                    &sd,
+                    &m.version,
+                    hook,
+                    from.as_ref(),
+                    &m.version,
+                    "post_install",
+                    &opts.dir,
+                    &m.compose.project,
+                ) {
+                    report.warn(&format!(
+                        "post_install hook failed (the install itself succeeded): {e}"
+                    ));
+                }
+            }
+            Ok(Installed {
+                name: m.name.clone(),
+                version: m.version.to_string(),
+                from: from.map(|v| v.to_string()),
+                notes,
+                loaded_images: loaded,
+            })
+        }
+        Err(failure) => {
+            report.warn(&format!(
+                "install of {} failed: {}; restoring the previous state",
+                m.version, failure.reason
+            ));
+            let restored = restore(&sd, engine.as_ref(), &state, Some(&m), opts, report);
+            let outcome = if restored.is_ok() {
+                "rolled back"
+            } else {
+                "failed"
+            };
+            state.history.push(HistoryEntry {
+                time: state::now(),
+                action: "install".into(),
+                from: from.as_ref().map(ToString::to_string),
+                to: m.version.to_string(),
+                outcome: outcome.into(),
+                message: failure.reason.clone(),
+            });
+            sd.save(&state)?;
+            match restored {
+                Ok(what) => {
+                    sd.clear_journal()?;
+                    Err(InstallError::RolledBack {
+                        failed: format!(
+                            "install of {} {} failed: {}",
+                            m.name, m.version, failure.reason
+                        ),
+                        restored: what,
+                        logs: failure.logs,
+                    })
+                }
+                Err(e) => Err(InstallError::RollbackFailed {
+                    failed: format!(
+                        "install of {} {} failed: {}",
+                        m.name, m.version, failure.reason
+                    ),
+                    restore: e,
+                }),
+            }
+        }
+    }
+}
+
+impl From<BundleError> for InstallError {
+    fn from(e: BundleError) -> Self {
+        InstallError::Bundle {
+            path: PathBuf::new(),
+            source: e,
+        }
+    }
+}
+
+/// Moves a verified staging dir into `releases/<version>` and the blob store.
+fn keep_release(sd: &StateDir, v: &VerifiedManifest, staging: &Path) -> Result<(), InstallError> {
+    let m = v.manifest();
+    let rel = sd.release_dir(&m.version);
+    let tmp = rel.with_extension("incoming");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io_at(&tmp))?;
+    let files = staging.join("files");
+    if files.exists() {
+        std::fs::rename(&files, tmp.join("files")).map_err(io_at(&files))?;
+    } else {
+        std::fs::create_dir_all(tmp.join("files")).map_err(io_at(&tmp))?;
+    }
+    std::fs::write(tmp.join("manifest.json"), v.raw()).map_err(io_at(&tmp))?;
+    std::fs::write(tmp.join("manifest.json.minisig"), v.signature().to_file())
+        .map_err(io_at(&tmp))?;
+    let blobs = staging.join("blobs");
+    if let Ok(rd) = std::fs::read_dir(&blobs) {
+        for e in rd.flatten() {
+            let dest = sd.root.join("blobs/sha256").join(e.file_name());
+            if !dest.exists() {
+                std::fs::rename(e.path(), &dest).map_err(io_at(&dest))?;
+            }
+        }
+    }
+    if rel.exists() {
+        let old = rel.with_extension("replaced");
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::rename(&rel, &old).map_err(io_at(&rel))?;
+        std::fs::rename(&tmp, &rel).map_err(io_at(&rel))?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(&tmp, &rel).map_err(io_at(&rel))?;
+    }
+    let _ = std::fs::remove_dir_all(staging);
+    Ok(())
+}
+
+struct Failure {
+    reason: String,
+    logs: String,
+}
+
+fn fail_from(reason: impl Into<String>) -> Failure {
+    Failure {
+        reason: reason.into(),
+        logs: String::new(),
+    }
+}
+
+/// Loads images, applies files, ups and waits; used by install and rollback.
+fn apply_release(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    state: &State,
+    m: &Manifest,
+    opts: &InstallOptions,
+    report: &dyn Report,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<(String, String)>, Vec<String>), Failure> {
+    let interrupted = || opts.interrupted.load(Ordering::Relaxed);
+    let check = |phase: &str| -> Result<(), Failure> {
+        if interrupted() {
+            return Err(fail_from(format!("interrupted by a signal during {phase}")));
+        }
+        Ok(())
+    };
+    check("staging")?;
+    let (images, loaded) = ensure_images(sd, engine, m, report)
+        .map_err(|e| fail_from(format!("loading images: {e}")))?;
+    journal(
+        sd,
+        "install",
+        state.current.as_ref().map(|r| &r.version),
+        &m.version,
+        "images",
+    )
+    .map_err(|e| fail_from(e.to_string()))?;
+    fail::fail_point!("after-images", |_| Err(fail_from("failpoint after-images")));
+    check("image loading")?;
+    let kept = apply_files(sd, state, m).map_err(|e| fail_from(format!("replacing files: {e}")))?;
+    for k in kept {
+        report.warn(&k);
+        notes.push(k);
+    }
+    journal(
+        sd,
+        "install",
+        state.current.as_ref().map(|r| &r.version),
+        &m.version,
+        "files",
+    )
+    .map_err(|e| fail_from(e.to_string()))?;
+    fail::fail_point!("after-files", |_| Err(fail_from("failpoint after-files")));
+    check("file replacement")?;
+    up_and_wait(sd, engine, m, opts, report)?;
+    fail::fail_point!("after-health", |_| Err(fail_from("failpoint after-health")));
+    Ok((images, loaded))
+}
+
+fn up_and_wait(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    m: &Manifest,
+    opts: &InstallOptions,
+    report: &dyn Report,
+) -> Result<(), Failure> {
+    let files: Vec<String> = m.compose.files.iter().map(ToString::to_string).collect();
+    report.step(&format!(
+        "starting {} {} with {}",
+        m.name,
+        m.version,
+        engine.compose_name()
+    ));
+    engine
+        .compose(
+            &sd.dir,
+            &m.compose.project,
+            &files,
+            &["up", "-d", "--remove-orphans", "--no-build"],
+        )
+        .map_err(|e| fail_from(format!("compose up: {e}")))?;
+    let vars = envfile::parse(&read_env(&sd.dir).unwrap_or_default());
+    let url = match m.health.as_ref().and_then(|h| h.url.as_deref()) {
+        Some(u) => Some(
+            envfile::interpolate(u, &vars).map_err(|e| fail_from(format!("health url: {e}")))?,
+        ),
+        None => None,
+    };
+    let compose_checks = m.health.as_ref().is_some_and(|h| h.compose_healthchecks);
+    let timeout = Duration::from_secs(m.health.as_ref().map(|h| h.timeout_secs).unwrap_or(60));
+    report.step(&format!(
+        "waiting up to {}s for health{}",
+        timeout.as_secs(),
+        url.as_deref()
+            .map(|u| format!(" ({u})"))
+            .unwrap_or_default()
+    ));
+    let interrupted = || opts.interrupted.load(Ordering::Relaxed);
+    health::wait(
+        engine,
+        &m.compose.project,
+        url.as_deref(),
+        compose_checks,
+        timeout,
+        &interrupted,
+    )
+    .map_err(|u| {
+        let logs = u
+            .container
+            .as_deref()
+            .map(|c| format!("\nlast log lines of {c}:\n{}", engine.logs(c, 20)))
+            .unwrap_or_default();
+        Failure {
+            reason: format!("health check failed: {}", u.reason),
+            logs,
+        }
+    })
+}
+
+/// Makes every image of `m` for this host present and tagged.
+pub fn ensure_images(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    m: &Manifest,
+    report: &dyn Report,
+) -> Result<(Vec<(String, String)>, Vec<String>), String> {
+    let (os, arch) = host_platform();
+    let mut existing = engine.images().map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut loaded = Vec::new();
+    let mut seen = BTreeSet::new();
+    for img in m
+        .images
+        .iter()
+        .filter(|i| i.platform.os == os && i.platform.arch == arch)
+    {
+        if !seen.insert(img.name.clone()) {
+            continue;
+        }
+        let id = img.config.digest.to_string();
+        out.push((img.name.clone(), id.clone()));
+        if existing.contains_key(&id) {
+            if engine
+                .image_id(&img.name)
+                .map_err(|e| e.to_string())?
+                .as_deref()
+                != Some(id.as_str())
+            {
+                engine.tag(&id, &img.name).map_err(|e| e.to_string())?;
+            }
+            continue;
+        }
+        let diff_ids = config_diff_ids(sd, img)?;
+        let skip = if engine.skips_present_layers() {
+            existing
+                .values()
+                .map(|have| {
+                    have.iter()
+                        .zip(&diff_ids)
+                        .take_while(|(a, b)| a == b)
+                        .count()
+                })
+                .max()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        report.step(&format!(
+            "loading {} ({} of {} layers new)",
+            img.name,
+            img.layers.len() - skip,
+            img.layers.len()
+        ));
+        engine
+            .load(&mut |w| write_docker_archive(w, sd, img, skip))
+            .map_err(|e| format!("{}: {e}", img.name))?;
+        let got = engine.image_id(&img.name).map_err(|e| e.to_string())?;
+        if got.as_deref() != Some(id.as_str()) {
+            return Err(format!(
+                "{}: after load the engine reports image {}, expected {id}",
+                img.name,
+                got.unwrap_or_else(|| "nothing".into())
+            ));
+        }
+        existing.insert(id, diff_ids);
+        loaded.push(img.name.clone());
+    }
+    Ok((out, loaded))
+}
+
+fn config_diff_ids(sd: &StateDir, img: &ImageEntry) -> Result<Vec<String>, String> {
+    let p = sd.blob(&img.config.digest);
+    let b = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&b).map_err(|e| format!("config of {}: {e}", img.name))?;
+    Ok(v["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Streams a docker-archive of one image from the blob store, leaving out
+/// the first `skip` layer files (the engine has those layers).
+pub fn write_docker_archive(
+    w: &mut dyn Write,
+    sd: &StateDir,
+    img: &ImageEntry,
+    skip: usize,
+) -> io::Result<()> {
+    let manifest = serde_json::json!([{
+        "Config": format!("blobs/sha256/{}", img.config.digest.hex()),
+        "RepoTags": [img.name],
+        "Layers": img.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect::<Vec<_>>(),
+    }]);
+    let mut tar = TarWriter::new(w, 0);
+    tar.file("manifest.json", &serde_json::to_vec(&manifest)?, 0o644)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let blobs = std::iter::once(&img.config).chain(img.layers.iter().skip(skip));
+    for d in blobs {
+        let mut f = std::fs::File::open(sd.blob(&d.digest))?;
+        tar.header(&format!("blobs/sha256/{}", d.digest.hex()), d.size, 0o644)?;
+        let mut left = d.size;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = f.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("blob {} is shorter than recorded", d.digest),
+                ));
+            }
+            tar.data(&buf[..n])?;
+            left -= n as u64;
+        }
+        tar.pad(d.size)?;
+    }
+    tar.finish()?;
+    Ok(())
+}
+
+/// Hashes of a path that a kept release wrote (so they are not operator edits).
+fn known_hashes(
+    sd: &StateDir,
+    state: &State,
+    target: &Manifest,
+) -> BTreeMap<String, BTreeSet<Digest>> {
+    let mut k: BTreeMap<String, BTreeSet<Digest>> = BTreeMap::new();
+    for r in state.current.iter().chain(state.previous.iter()) {
+        for f in &r.files {
+            k.entry(f.path.clone())
+                .or_default()
+                .insert(f.sha256.clone());
+        }
+    }
+    for f in &target.files {
+        k.entry(f.path.to_string())
+            .or_default()
+            .insert(f.sha256.clone());
+    }
+    // A crashed install may have written files of a release kept on disk.
+    if let Ok(rd) = std::fs::read_dir(sd.root.join("releases")) {
+        for e in rd.flatten() {
+            if let Ok(b) = std::fs::read(e.path().join("manifest.json")) {
+                if let Ok(mm) = serde_json::from_slice::<Manifest>(&b) {
+                    for f in mm.files {
+                        k.entry(f.path.to_string()).or_default().insert(f.sha256);
+                    }
+                }
+            }
+        }
+    }
+    k
+}
+
+/// Replaces the managed files with those of `target`; returns notes about
+/// operator edits that were kept.
+///
+/// A managed file the operator edited (its content matches no release the
+/// installer wrote) is kept in place; the bundle's version is written
+/// beside it as `<path>.new` and reported.
+fn apply_files(sd: &StateDir, state: &State, target: &Manifest) -> Result<Vec<String>, String> {
+    let known = known_hashes(sd, state, target);
+    let rel = sd.release_dir(&target.version).join("files");
+    let mut notes = Vec::new();
+    for f in &target.files {
+        let dst = sd.dir.join(f.path.as_str());
+        let src = rel.join(f.path.as_str());
+        if let Some(parent) = dst.parent() {
+            ensure_dir_within(&sd.dir, parent)?;
+        }
+        let meta = std::fs::symlink_metadata(&dst);
+        if let Ok(md) = &meta {
+            if !md.file_type().is_file() {
+                return Err(format!(
+                    "{} is not a regular file (a {}); refusing to replace it",
+                    dst.display(),
+                    if md.is_dir() {
+                        "directory"
+                    } else {
+                        "link or special file"
+                    }
+                ));
+            }
+            let h = sha_file(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+            if h == f.sha256 {
+                set_mode(&dst, f.mode)?;
+                continue;
+            }
+            let is_known = known.get(f.path.as_str()).is_some_and(|s| s.contains(&h));
+            if !is_known {
+                let beside = sd.dir.join(format!("{}.new", f.path));
+                copy_atomic(&src, &beside, f.mode)?;
+                notes.push(format!(
+                    "{} was edited since it was installed: your version is kept, {}'s is in {}.new; merge them by hand",
+                    f.path, target.version, f.path
+                ));
+                continue;
+            }
+        }
+        copy_atomic(&src, &dst, f.mode)?;
+    }
+    // Files the previous release managed and this one does not.
+    if let Some(cur) = &state.current {
+        for old in &cur.files {
+            if target.files.iter().any(|f| f.path.as_str() == old.path) {
+                continue;
+            }
+            let p = sd.dir.join(&old.path);
+            match sha_file(&p) {
+                Ok(h) if h == old.sha256 => {
+                    std::fs::remove_file(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                }
+                Ok(_) => notes.push(format!(
+                    "{} is no longer managed and was edited: kept",
+                    old.path
+                )),
+                Err(_) => {}
+            }
+        }
+    }
+    Ok(notes)
+}
+
+fn ensure_dir_within(root: &Path, dir: &Path) -> Result<(), String> {
+    // Create parents one by one, refusing a symlinked component: a link an
+    // operator (or attacker) placed must not redirect writes out of the dir.
+    let rel = dir
+        .strip_prefix(root)
+        .map_err(|_| format!("{} is outside {}", dir.display(), root.display()))?;
+    let mut cur = root.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!(
+                    "{} is a symlink; refusing to write through it",
+                    cur.display()
+                ))
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("{} is not a directory", cur.display())),
+            Err(_) => std::fs::create_dir(&cur).map_err(|e| format!("{}: {e}", cur.display()))?,
+        }
+    }
+    Ok(())
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn copy_atomic(src: &Path, dst: &Path, mode: u32) -> Result<(), String> {
+    let data = std::fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    state::write_atomic(dst, &data, mode).map_err(|e| format!("{}: {e}", dst.display()))
+}
+
+fn run_hook(
+    sd: &StateDir,
+    release: &Version,
+    hook: &manifest_schema::RelPath,
+    from: Option<&Version>,
+    to: &Version,
+    name: &str,
+    dir: &Path,
+    project: &str,
+) -> Result<PathBuf, InstallError> {
+    let script = sd.release_dir(release).join("files").join(hook.as_str());
+    let backup = dir.join(layout::BACKUPS_DIR).join(format!(
+        "{}-to-{}-{}",
+        from.map(ToString::to_string)
+            .unwrap_or_else(|| "none".into()),
+        to,
+        state::now().replace(':', "")
+    ));
+    std::fs::create_dir_all(&backup).map_err(io_at(&backup))?;
+    let out = std::process::Command::new("/bin/sh")
+        .arg(&script)
+        .current_dir(dir)
+        .env("INSTALL_DIR", dir)
+        .env("BACKUP_DIR", &backup)
+        .env(
+            "FROM_VERSION",
+            from.map(ToString::to_string).unwrap_or_default(),
+        )
+        .env("TO_VERSION", to.to_string())
+        .env("COMPOSE_PROJECT_NAME", project)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(io_at(&script))?;
+    let _ = std::fs::write(
+        backup.join(format!("{name}.log")),
+        [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
+    );
+    if !out.status.success() {
+        if name == "pre_upgrade" {
+            let _ = std::fs::remove_dir_all(&backup);
+        }
+        return Err(InstallError::Hook {
+            hook: hook.to_string(),
+            message: format!(
+                "{} exited with {}: {}",
+                name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(backup)
+}
+
+/// Puts the current release (per state.json) back in place: files, images,
+/// containers, health. With no current release, stops the stack and removes
+/// the files `failed` wrote.
+fn restore(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    state: &State,
+    failed: Option<&Manifest>,
+    opts: &InstallOptions,
+    report: &dyn Report,
+) -> Result<String, String> {
+    let calm = InstallOptions {
+        interrupted: Arc::new(AtomicBool::new(false)),
+        ..opts.clone()
+    };
+    match &state.current {
+        Some(cur) => {
+            let m = sd
+                .release_manifest(&cur.version)
+                .map_err(|e| e.to_string())?;
+            journal(
+                sd,
+                "rollback",
+                failed.map(|f| &f.version),
+                &cur.version,
+                "restoring",
+            )
+            .map_err(|e| e.to_string())?;
+            // Treat what the failed install wrote as known, not as edits.
+            let mut as_if = state.clone();
+            if let Some(f) = failed {
+                as_if.current = Some(Release {
+                    version: f.version.clone(),
+                    files: f
+                        .files
+                        .iter()
+                        .map(|x| InstalledFile {
+                            path: x.path.to_string(),
+                            sha256: x.sha256.clone(),
+                        })
+                        .collect(),
+                    images: vec![],
+                    key_id: String::new(),
+                });
+            }
+            let mut notes = Vec::new();
+            apply_release(sd, engine, &as_if, &m, &calm, report, &mut notes)
+                .map_err(|f| format!("{}{}", f.reason, f.logs))?;
+            Ok(format!(
+                "{} {}, running and healthy",
+                state.name, cur.version
+            ))
+        }
+        None => {
+            if let Some(f) = failed {
+                let files: Vec<String> = f.compose.files.iter().map(ToString::to_string).collect();
+                let _ = engine.compose(
+                    &sd.dir,
+                    &f.compose.project,
+                    &files,
+                    &["down", "--remove-orphans"],
+                );
+                for x in &f.files {
+                    let p = sd.dir.join(x.path.as_str());
+                    if sha_file(&p).is_ok_and(|h| h == x.sha256) {
+                        let _ = std::fs::remove_file(&p);
+                        // Remove the parent dirs it needed, if now empty.
+                        let mut d = p.parent();
+                        while let Some(dir) = d.filter(|d| *d != sd.dir) {
+                            if std::fs::remove_dir(dir).is_err() {
+                                break;
+                            }
+                            d = dir.parent();
+                        }
+                    }
+                }
+            }
+            Ok("the state before the first install: the stack is stopped and its files removed (.env and the state dir are kept)".into())
+        }
+    }
+}
+
+/// Flags of `installer rollback`.
+#[derive(Debug, Clone, Default)]
+pub struct RollbackOptions {
+    /// The install dir.
+    pub dir: PathBuf,
+    /// Run the restore hook with the newest matching backup.
+    pub restore_data: bool,
+}
+
+/// `installer rollback`: finishes an interrupted install by restoring the
+/// current release, or goes back to the previous one.
+pub fn rollback(
+    opts: &RollbackOptions,
+    engine: Box<dyn Engine>,
+    report: &dyn Report,
+) -> Result<String, InstallError> {
+    let abs = std::fs::canonicalize(&opts.dir).map_err(io_at(&opts.dir))?;
+    let opts = &RollbackOptions {
+        dir: abs,
+        ..opts.clone()
+    };
+    let sd = StateDir::new(&opts.dir);
+    if !sd.exists() {
+        return Err(InstallError::Input(format!(
+            "{} is not an install (no {STATE_DIR}/ state)",
+            opts.dir.display()
+        )));
+    }
+    let _lock = sd.lock()?;
+    let mut state = sd.load()?;
+    let iopts = InstallOptions {
+        dir: opts.dir.clone(),
+        ..Default::default()
+    };
+    if let Some(j) = sd.journal() {
+        report.step(&format!(
+            "an {} of {} was interrupted in phase {}; restoring the installed release",
+            j.op, j.to, j.phase
+        ));
+        let failed =
+            j.to.parse::<Version>()
+                .ok()
+                .and_then(|v| sd.release_manifest(&v).ok());
+        let what = restore(
+            &sd,
+            engine.as_ref(),
+            &state,
+            failed.as_ref(),
+            &iopts,
+            report,
+        )
+        .map_err(|e| InstallError::RollbackFailed {
+            failed: format!("interrupted {} of {}", j.op, j.to),
+            restore: e,
+        })?;
+        state.history.push(HistoryEntry {
+            time: state::now(),
+            action: "rollback".into(),
+            from: Some(j.to.clone()),
+            to: state
+                .current
+                .as_ref()
+                .map(|c| c.version.to_string())
+                .unwrap_or_default(),
+            outcome: "ok".into(),
+            message: format!("finished interrupted {}", j.op),
+        });
+        sd.save(&state)?;
+        sd.clear_journal()?;
+        return Ok(what);
+    }
+    let (Some(cur), Some(prev)) = (state.current.clone(), state.previous.clone()) else {
+        return Err(InstallError::Input(
+            "there is no previous release to roll back to".into(),
+        ));
+    };
+    report.warn(&format!(
+        "rolling back {} -> {}: migrations are forward-only, so data written by {} may not work with {}; {}",
+        cur.version,
+        prev.version,
+        cur.version,
+        prev.version,
+        if opts.restore_data { "restoring the matching backup" } else { "pass --restore-data to restore the backup taken before the upgrade" }
+    ));
+    let prev_m = sd.release_manifest(&prev.version)?;
+    let cur_m = sd.release_manifest(&cur.version)?;
+    if opts.restore_data {
+        let Some(hook) = &prev_m.hooks.restore.clone().or(cur_m.hooks.restore.clone()) else {
+            return Err(InstallError::Input(
+                "--restore-data: the bundle declares no restore hook".into(),
+            ));
+        };
+        let backup = latest_backup(&opts.dir, &prev.version, &cur.version).ok_or_else(|| {
+            InstallError::Input(format!(
+                "--restore-data: no backup {}-to-{}-* under {}/backups",
+                prev.version,
+                cur.version,
+                opts.dir.display()
+            ))
+        })?;
+        // Stop the new version before touching its data.
+        let files: Vec<String> = cur_m
+            .compose
+            .files
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        engine.compose(&opts.dir, &cur_m.compose.project, &files, &["stop"])?;
+        let script = sd
+            .release_dir(&cur.version)
+            .join("files")
+            .join(hook.as_str());
+        let script = if script.exists() {
+            script
+        } else {
+            sd.release_dir(&prev.version)
+                .join("files")
+                .join(hook.as_str())
+        };
+        let out = std::process::Command::new("/bin/sh")
+            .arg(&script)
+            .current_dir(&opts.dir)
+            .env("INSTALL_DIR", &opts.dir)
+            .env("BACKUP_DIR", &backup)
+            .env("FROM_VERSION", cur.version.to_string())
+            .env("TO_VERSION", prev.version.to_string())
+            .env("COMPOSE_PROJECT_NAME", &cur_m.compose.project)
+            .output()
+            .map_err(io_at(&script))?;
+        if !out.status.success() {
+            return Err(InstallError::Hook {
+                hook: hook.to_string(),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        report.step(&format!("restored data from {}", backup.display()));
+    }
+    journal(&sd, "rollback", Some(&cur.version), &prev.version, "files")?;
+    let mut notes = Vec::new();
+    let r = apply_release(
+        &sd,
+        engine.as_ref(),
+        &state,
+        &prev_m,
+        &iopts,
+        report,
+        &mut notes,
+    );
+    match r {
+        Ok(_) => {
+            state.current = Some(prev.clone());
+            state.previous = Some(cur.clone());
+            state.history.push(HistoryEntry {
+                time: state::now(),
+                action: "rollback".into(),
+                from: Some(cur.version.to_string()),
+                to: prev.version.to_string(),
+                outcome: "ok".into(),
+                message: notes.join("; "),
+            });
+            sd.save(&state)?;
+            sd.clear_journal()?;
+            Ok(format!(
+                "{} {}, running and healthy",
+                state.name, prev.version
+            ))
+        }
+        Err(f) => {
+            let back = restore(&sd, engine.as_ref(), &state, Some(&prev_m), &iopts, report);
+            sd.clear_journal()?;
+            match back {
+                Ok(w) => Err(InstallError::RolledBack {
+                    failed: format!("rollback to {} failed: {}", prev.version, f.reason),
+                    restored: w,
+                    logs: f.logs,
+                }),
+                Err(e) => Err(InstallError::RollbackFailed {
+                    failed: format!("rollback to {} failed: {}", prev.version, f.reason),
+                    restore: e,
+                }),
+            }
+        }
+    }
+}
+
+fn latest_backup(dir: &Path, prev: &Version, cur: &Version) -> Option<PathBuf> {
+    let prefix = format!("{prev}-to-{cur}-");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(layout::BACKUPS_DIR))
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v.pop()
+}
+
+/// Drops kept releases and blobs that neither the current nor the previous
+/// release needs.
+fn prune(sd: &StateDir, state: &State) {
+    let keep: Vec<&Version> = state
+        .current
+        .iter()
+        .chain(state.previous.iter())
+        .map(|r| &r.version)
+        .collect();
+    let mut needed = BTreeSet::new();
+    for v in &keep {
+        if let Ok(m) = sd.release_manifest(v) {
+            for d in m.all_blobs() {
+                needed.insert(d.digest.hex().to_owned());
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(sd.root.join("releases")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.iter().any(|v| v.to_string() == name) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(sd.root.join("blobs/sha256")) {
+        for e in rd.flatten() {
+            if !needed.contains(&*e.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
