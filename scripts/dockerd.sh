@@ -2,7 +2,8 @@
 # A private dockerd (Debian's docker.io 20.10) with its own socket, data root,
 # exec root and pidfile; no iptables changes.
 #
-#   scripts/dockerd.sh start DIR     # socket at DIR/docker.sock
+#   scripts/dockerd.sh start DIR [POOL]  # socket at DIR/docker.sock; POOL 20-250 picks
+#                                        # 10.POOL.0.0/16 for its networks
 #   scripts/dockerd.sh stop DIR      # also removes containers it ran
 #
 # DIR should be short: unix socket paths are limited to 108 bytes.
@@ -14,10 +15,9 @@ cmd=${1:-}; dir=${2:-}
 DOCKER=/usr/bin/docker
 case "$cmd" in
 start)
+  pool=${3:-$(( $(echo -n "$dir" | cksum | cut -d' ' -f1) % 230 + 20 ))}
   mkdir -p "$dir/data" "$dir/exec"
   stop_pidfile "$dir/dockerd.pid"
-  # A bridge name of our own, so two daemons never fight over docker0.
-  br="br$(echo -n "$dir" | md5sum | cut -c1-10)"
   /usr/sbin/dockerd \
     -H "unix://$dir/docker.sock" \
     --data-root "$dir/data" \
@@ -25,6 +25,7 @@ start)
     --pidfile "$dir/dockerd.pid" \
     --iptables=false --ip-masq=false --ip-forward=false \
     --bridge=none \
+    --default-address-pool "base=10.$pool.0.0/16,size=24" \
     --storage-driver overlay2 \
     --log-level warn \
     >"$dir/dockerd.log" 2>&1 &

@@ -1,0 +1,315 @@
+//! End to end on a real dockerd: install, upgrade, automatic rollback,
+//! manual rollback, refusal of a tampered bundle. Each test runs its own
+//! dockerd, so image lists and compose projects never mix.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fixtures::harness::{capture, free_port, shared, target_bin, tree_hash, Dockerd, Ran, Vendor};
+use installer::health::http_body;
+
+struct Host {
+    docker: Dockerd,
+    dir: tempfile::TempDir,
+    port: u16,
+    compose: Option<&'static str>,
+}
+
+impl Host {
+    fn new(compose: Option<&'static str>) -> Host {
+        Host {
+            docker: Dockerd::start(),
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            compose,
+        }
+    }
+
+    fn install_dir(&self) -> PathBuf {
+        self.dir.path().join("opt-demo")
+    }
+
+    fn installer(&self) -> Command {
+        let mut c = Command::new(target_bin("installer"));
+        c.env("DOCKER_HOST", &self.docker.host)
+            .env("INSTALLER_DOCKER", "/usr/bin/docker");
+        c
+    }
+
+    fn install(&self, bundle: &Path, args: &[&str]) -> Ran {
+        let mut c = self.installer();
+        c.arg("install")
+            .arg(bundle)
+            .arg("--dir")
+            .arg(self.install_dir())
+            .arg("--yes");
+        if let Some(comp) = self.compose {
+            c.args(["--compose", comp]);
+        }
+        c.args(args);
+        capture(&mut c)
+    }
+
+    fn health(&self) -> String {
+        http_body(&format!("http://127.0.0.1:{}/health", self.port)).unwrap_or_default()
+    }
+
+    fn down(&self) {
+        let _ = self
+            .docker
+            .docker()
+            .args(["compose", "-p", "demo", "down", "--remove-orphans"])
+            .current_dir(self.install_dir())
+            .output();
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn lifecycle(compose: Option<&'static str>) {
+    let vendor = Vendor::new(&shared().registry);
+    let (v1, v2, v3) = (
+        vendor.bundle("v1", &[]),
+        vendor.bundle("v2", &[]),
+        vendor.bundle("v3", &[]),
+    );
+    let host = Host::new(compose);
+    let dir = host.install_dir();
+    let port = format!("APP_PORT={}", host.port);
+
+    // The first install needs the vendor's key.
+    let r = host.install(&v1, &["--set", &port]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("has no trusted key yet; hint: pass --public-key"),
+        "{}",
+        r.stderr
+    );
+
+    let pk = vendor.public_key.to_str().unwrap();
+    let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(host.health(), "ok 1.0.0\n");
+
+    // The operator edits .env and adds data.
+    let mut env = std::fs::read_to_string(dir.join(".env")).unwrap();
+    env.push_str("# tuned by ops\nLOG_LEVEL=debug\n");
+    std::fs::write(dir.join(".env"), &env).unwrap();
+    std::fs::write(dir.join("data/customer.db"), b"precious rows").unwrap();
+    std::fs::write(dir.join("docker-compose.override.yml.disabled"), b"local").unwrap();
+
+    // v2 needs ADMIN_EMAIL: refused, nothing changed.
+    let before = tree_hash(&dir);
+    let r = host.install(&v2, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "required setting ADMIN_EMAIL is missing from .env: Where the app sends alerts"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(tree_hash(&dir), before);
+    assert_eq!(host.health(), "ok 1.0.0\n");
+
+    let r = host.install(&v2, &["--set", "ADMIN_EMAIL=ops@example.com"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(host.health(), "ok 2.0.0\n");
+    let env2 = std::fs::read_to_string(dir.join(".env")).unwrap();
+    assert!(
+        env2.starts_with(&env),
+        "existing .env content is kept byte for byte"
+    );
+    let added: Vec<&str> = env2[env.len()..].lines().collect();
+    assert_eq!(added.len(), 2);
+    assert_eq!(added[0], "ADMIN_EMAIL=ops@example.com");
+    assert!(added[1].starts_with("SIGNING_KEY=") && added[1].len() == "SIGNING_KEY=".len() + 64);
+    assert_eq!(
+        std::fs::read(dir.join("data/customer.db")).unwrap(),
+        b"precious rows"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("docker-compose.override.yml.disabled")).unwrap(),
+        b"local"
+    );
+    assert!(
+        r.stderr
+            .contains("SIGNING_KEY was generated and decrypts stored data: back up .env off-host"),
+        "{}",
+        r.stderr
+    );
+    let backups: Vec<_> = std::fs::read_dir(dir.join("backups"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert!(backups[0]
+        .file_name()
+        .to_string_lossy()
+        .starts_with("1.0.0-to-2.0.0-"));
+    assert!(backups[0].path().join("data.tar").is_file());
+    // The web container runs the v2 image.
+    let web = host
+        .docker
+        .docker()
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            "label=com.docker.compose.service=web",
+        ])
+        .output()
+        .unwrap();
+    let web = String::from_utf8(web.stdout).unwrap();
+    let id = host
+        .docker
+        .docker()
+        .args(["inspect", "--format", "{{.Image}}", web.trim()])
+        .output()
+        .unwrap();
+    let want = host
+        .docker
+        .docker()
+        .args(["image", "inspect", "--format", "{{.Id}}", "demo/web:2.0.0"])
+        .output()
+        .unwrap();
+    assert_eq!(id.stdout, want.stdout);
+
+    // Broken v3: rolled back to v2 automatically, exit 4.
+    let env_before_v3 = std::fs::read(dir.join(".env")).unwrap();
+    let r = host.install(&v3, &[]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("install of demo 3.0.0 failed: health check failed"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("rolled back to demo 2.0.0, running and healthy"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("last log lines of demo") && r.stderr.contains("web"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(host.health(), "ok 2.0.0\n");
+    assert_eq!(std::fs::read(dir.join(".env")).unwrap(), env_before_v3);
+    assert!(std::fs::read_to_string(dir.join("docker-compose.yml"))
+        .unwrap()
+        .contains("WEB_TAG:-2.0.0"));
+
+    // A downgrade is refused without --allow-downgrade.
+    let r = host.install(&v1, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("downgrades are refused because migrations are forward-only"),
+        "{}",
+        r.stderr
+    );
+
+    // Manual rollback to v1.
+    let mut c = host.installer();
+    c.args(["rollback", "--dir"]).arg(&dir);
+    if let Some(comp) = compose {
+        c.args(["--compose", comp]);
+    }
+    let r = capture(&mut c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("migrations are forward-only"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(host.health(), "ok 1.0.0\n");
+    assert_eq!(
+        std::fs::read(dir.join("data/customer.db")).unwrap(),
+        b"precious rows"
+    );
+
+    let r = capture(
+        host.installer()
+            .args(["status", "--json", "--dir"])
+            .arg(&dir),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["current"], "1.0.0");
+    assert_eq!(v["previous"], "2.0.0");
+    let outcomes: Vec<(String, String)> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["to"].as_str().unwrap().to_owned(),
+                h["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("1.0.0".into(), "ok".into()),
+            ("2.0.0".into(), "ok".into()),
+            ("3.0.0".into(), "rolled back".into()),
+            ("1.0.0".into(), "ok".into()),
+        ]
+    );
+
+    // A tampered bundle is refused; nothing changes on disk or in the engine.
+    let mut bytes = std::fs::read(&v2).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x55;
+    let bad = host.dir.path().join("tampered.bundle");
+    std::fs::write(&bad, bytes).unwrap();
+    let (tree, images) = (tree_hash(&dir), host.docker.image_list());
+    let r = host.install(&bad, &["--allow-downgrade"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(tree_hash(&dir), tree);
+    assert_eq!(host.docker.image_list(), images);
+    assert_eq!(host.health(), "ok 1.0.0\n");
+}
+
+#[test]
+fn lifecycle_with_compose_v2() {
+    lifecycle(Some("/usr/bin/docker compose"));
+}
+
+#[test]
+fn lifecycle_with_compose_v1() {
+    lifecycle(Some("/usr/bin/docker-compose"));
+}
+
+#[test]
+fn operator_edits_to_managed_files_are_kept() {
+    let vendor = Vendor::new(&shared().registry);
+    let (v1, v2) = (vendor.bundle("v1", &[]), vendor.bundle("v2", &[]));
+    let host = Host::new(None);
+    let dir = host.install_dir();
+    let pk = vendor.public_key.to_str().unwrap();
+    let port = format!("APP_PORT={}", host.port);
+    let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut hook = std::fs::read_to_string(dir.join("hooks/restore.sh")).unwrap();
+    hook.push_str("# site-specific\n");
+    std::fs::write(dir.join("hooks/restore.sh"), &hook).unwrap();
+    let r = host.install(&v2, &["--set", "ADMIN_EMAIL=a@b.c"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("hooks/restore.sh")).unwrap(),
+        hook
+    );
+    assert!(dir.join("hooks/restore.sh.new").is_file());
+    assert!(r.stderr.contains("hooks/restore.sh was edited since it was installed: your version is kept, 2.0.0's is in hooks/restore.sh.new"), "{}", r.stderr);
+    assert_eq!(host.health(), "ok 2.0.0\n");
+}

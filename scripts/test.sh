@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, starts the real components
+# (loopback registry with and without auth), pushes the fixture images, then
+# runs fmt, clippy and every test. Stops what it started, by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+scripts/install-deps.sh
+
+work=$(mktemp -d /tmp/bundler-test.XXXXXX)
+cleanup() {
+  scripts/registry.sh stop "$work/registry" || true
+  scripts/registry.sh stop "$work/auth-registry" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+echo "== fmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo build --workspace --all-targets --locked
+
+port=$(free_port); scripts/registry.sh start "$work/registry" "$port"
+export TEST_REGISTRY=127.0.0.1:$port
+aport=$(free_port)
+export TEST_AUTH_USER=vendor TEST_AUTH_PASSWORD="s3cret-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+scripts/registry.sh start "$work/auth-registry" "$aport" "$TEST_AUTH_USER" "$TEST_AUTH_PASSWORD"
+export TEST_AUTH_REGISTRY=127.0.0.1:$aport
+cargo run -q --locked -p fixtures -- push "$TEST_REGISTRY" >/dev/null
+cargo run -q --locked -p fixtures -- push "$TEST_AUTH_REGISTRY" "$TEST_AUTH_USER" "$TEST_AUTH_PASSWORD" >/dev/null
+# The shared dockerd for tests that do not need one of their own.
+export TEST_DOCKER_HOST=unused
+
+echo "== tests"
+cargo nextest run --workspace --locked --no-fail-fast "$@"
