@@ -199,7 +199,12 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
                 EXIT_INPUT
             };
         }
-        if c.downcast_ref::<crate::registry::PullError>().is_some() {
+        if c.downcast_ref::<crate::registry::PullError>().is_some()
+            || matches!(
+                c.downcast_ref::<crate::build::BuildError>(),
+                Some(crate::build::BuildError::Pull(_))
+            )
+        {
             return EXIT_REGISTRY;
         }
     }

@@ -11,6 +11,8 @@ pub fn rewrite_refs(text: &str, pins: &[(String, String)]) -> String {
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
         let replaced = trimmed.strip_prefix("ref:").and_then(|rest| {
+            // Drop a trailing YAML comment before comparing.
+            let rest = rest.split(" #").next().unwrap_or(rest);
             let value = rest.trim().trim_matches(|c| c == '"' || c == '\'');
             pins.iter()
                 .find(|(old, _)| old == value)
