@@ -21,6 +21,8 @@ cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --all-targets --locked
+echo "== static installer"
+scripts/build-static.sh
 
 port=$(free_port); scripts/registry.sh start "$work/registry" "$port"
 export TEST_REGISTRY=127.0.0.1:$port
@@ -30,8 +32,6 @@ scripts/registry.sh start "$work/auth-registry" "$aport" "$TEST_AUTH_USER" "$TES
 export TEST_AUTH_REGISTRY=127.0.0.1:$aport
 cargo run -q --locked -p fixtures -- push "$TEST_REGISTRY" >/dev/null
 cargo run -q --locked -p fixtures -- push "$TEST_AUTH_REGISTRY" "$TEST_AUTH_USER" "$TEST_AUTH_PASSWORD" >/dev/null
-# The shared dockerd for tests that do not need one of their own.
-export TEST_DOCKER_HOST=unused
 
 echo "== tests"
 cargo nextest run --workspace --locked --no-fail-fast "$@"

@@ -530,16 +530,7 @@ pub fn install(
     let mut notes = Vec::new();
     // Back up first.
     if let (Some(hook), Some(cur)) = (&m.hooks.pre_upgrade, &from) {
-        let out = run_hook(
-            &sd,
-            &m.version,
-            hook,
-            Some(cur),
-            &m.version,
-            "pre_upgrade",
-            &opts.dir,
-            &m.compose.project,
-        )?;
+        let out = run_hook(&sd, &m, hook, "pre_upgrade", Some(cur))?;
         notes.push(format!("backup written to {}", out.display()));
         report.step(&format!("pre_upgrade hook wrote {}", out.display()));
     }
@@ -613,16 +604,7 @@ pub fn install(
             sd.clear_journal()?;
             prune(&sd, &state);
             if let Some(hook) = &m.hooks.post_install {
-                if let Err(e) = run_hook(
-                    &sd,
-                    &m.version,
-                    hook,
-                    from.as_ref(),
-                    &m.version,
-                    "post_install",
-                    &opts.dir,
-                    &m.compose.project,
-                ) {
+                if let Err(e) = run_hook(&sd, &m, hook, "post_install", from.as_ref()) {
                     report.warn(&format!(
                         "post_install hook failed (the install itself succeeded): {e}"
                     ));
@@ -748,7 +730,7 @@ fn apply_release(
     opts: &InstallOptions,
     report: &dyn Report,
     notes: &mut Vec<String>,
-) -> Result<(Vec<(String, String)>, Vec<String>), Failure> {
+) -> Result<Loaded, Failure> {
     let interrupted = || opts.interrupted.load(Ordering::Relaxed);
     let check = |phase: &str| -> Result<(), Failure> {
         if interrupted() {
@@ -849,13 +831,16 @@ fn up_and_wait(
     })
 }
 
+/// Images of a release: (name, image ID) of each, and the names loaded now.
+pub type Loaded = (Vec<(String, String)>, Vec<String>);
+
 /// Makes every image of `m` for this host present and tagged.
 pub fn ensure_images(
     sd: &StateDir,
     engine: &dyn Engine,
     m: &Manifest,
     report: &dyn Report,
-) -> Result<(Vec<(String, String)>, Vec<String>), String> {
+) -> Result<Loaded, String> {
     let (os, arch) = host_platform();
     let mut existing = engine.images().map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -1112,16 +1097,21 @@ fn copy_atomic(src: &Path, dst: &Path, mode: u32) -> Result<(), String> {
     state::write_atomic(dst, &data, mode).map_err(|e| format!("{}: {e}", dst.display()))
 }
 
+/// Runs a hook of release `m` from the install dir, with the versions and a
+/// fresh backup dir in its environment.
 fn run_hook(
     sd: &StateDir,
-    release: &Version,
+    m: &Manifest,
     hook: &manifest_schema::RelPath,
-    from: Option<&Version>,
-    to: &Version,
     name: &str,
-    dir: &Path,
-    project: &str,
+    from: Option<&Version>,
 ) -> Result<PathBuf, InstallError> {
+    let (release, to, dir, project) = (
+        &m.version,
+        &m.version,
+        sd.dir.as_path(),
+        m.compose.project.as_str(),
+    );
     let script = sd.release_dir(release).join("files").join(hook.as_str());
     let backup = dir.join(layout::BACKUPS_DIR).join(format!(
         "{}-to-{}-{}",

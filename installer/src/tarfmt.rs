@@ -219,7 +219,7 @@ impl<R: Read> TarReader<R> {
                 let mut data = vec![0u8; size as usize];
                 self.read_exact_data(&mut data)?;
                 self.skip_padding(size)?;
-                pax_path = parse_pax_path(&data).map_err(|w| bad(w))?.or(pax_path);
+                pax_path = parse_pax_path(&data).map_err(bad)?.or(pax_path);
                 continue;
             }
             let mut path = match pax_path.take() {
@@ -469,7 +469,9 @@ impl<W: Write> TarWriter<W> {
 mod tests {
     use super::*;
 
-    fn entries(data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, TarError> {
+    type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn entries(data: &[u8]) -> Result<Entries, TarError> {
         let mut r = TarReader::new(data);
         let mut out = Vec::new();
         let mut buf = [0u8; 100];
