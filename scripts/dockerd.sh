@@ -2,7 +2,7 @@
 # A private dockerd (Debian's docker.io 20.10) with its own socket, data root,
 # exec root and pidfile; no iptables changes.
 #
-#   scripts/dockerd.sh start DIR [POOL]  # socket at DIR/docker.sock; POOL 20-250 picks
+#   scripts/dockerd.sh start DIR [POOL]  # socket at DIR/docker.sock; POOL 100-249 picks
 #                                        # 10.POOL.0.0/16 for its networks
 #   scripts/dockerd.sh stop DIR      # also removes containers it ran
 #
@@ -15,7 +15,7 @@ cmd=${1:-}; dir=${2:-}
 DOCKER=/usr/bin/docker
 case "$cmd" in
 start)
-  pool=${3:-$(( $(echo -n "$dir" | cksum | cut -d' ' -f1) % 230 + 20 ))}
+  pool=${3:-$(( $(echo -n "$dir" | cksum | cut -d' ' -f1) % 150 + 100 ))}
   mkdir -p "$dir/data" "$dir/exec"
   stop_pidfile "$dir/dockerd.pid"
   /usr/sbin/dockerd \

@@ -255,11 +255,12 @@ impl Engine for Cli {
     }
 
     fn info(&self) -> Result<(), EngineError> {
-        run(
-            self.cmd().args(["info", "--format", "{{.ServerVersion}}"]),
-            ENGINE_HINT,
-        )
-        .map(|_| ())
+        let format = if self.kind == "podman" {
+            "{{.Version.Version}}"
+        } else {
+            "{{.ServerVersion}}"
+        };
+        run(self.cmd().args(["info", "--format", format]), ENGINE_HINT).map(|_| ())
     }
 
     fn image_id(&self, name: &str) -> Result<Option<String>, EngineError> {
@@ -328,9 +329,6 @@ impl Engine for Cli {
     ) -> Result<(), EngineError> {
         let mut c = self.cmd();
         c.arg("load");
-        if self.kind == "podman" {
-            c.args(["--input", "/dev/stdin"]);
-        }
         let cmd = show(&c);
         let mut child = c
             .stdin(Stdio::piped())
@@ -349,15 +347,16 @@ impl Engine for Cli {
             cmd: cmd.clone(),
             source: e,
         })?;
-        if let Err(e) = streamed {
-            return Err(EngineError::Stream { cmd, source: e });
-        }
+        // The child's own complaint explains a broken pipe better than the pipe.
         if !out.status.success() {
             return Err(EngineError::Failed {
                 cmd,
                 status: out.status.to_string(),
                 stderr: tail(&out.stderr, 15),
             });
+        }
+        if let Err(e) = streamed {
+            return Err(EngineError::Stream { cmd, source: e });
         }
         Ok(())
     }
@@ -379,18 +378,26 @@ impl Engine for Cli {
         files: &[String],
         args: &[&str],
     ) -> Result<Output, EngineError> {
+        let podman_compose =
+            matches!(&self.compose, ComposeCli::Standalone(b) if b.ends_with("podman-compose"));
         let mut c = self.compose.command();
-        c.current_dir(dir)
-            .arg("--project-directory")
-            .arg(dir)
-            .args(["-p", project]);
+        c.current_dir(dir);
+        if !podman_compose {
+            c.arg("--project-directory").arg(dir);
+        }
+        c.args(["-p", project]);
         for f in files {
             c.arg("-f").arg(dir.join(f));
         }
         let mut args: Vec<&str> = args.to_vec();
-        if args.first() == Some(&"up") && !self.compose.is_v1() {
+        match (args.first().copied(), podman_compose, self.compose.is_v1()) {
             // v2: never pull; every image came from the bundle.
-            args.extend(["--pull", "never"]);
+            (Some("up"), false, false) => args.extend(["--pull", "never"]),
+            // podman-compose 1.0 starts existing containers as they are;
+            // recreate them so a new image takes effect.
+            (Some("up"), true, _) => args.push("--force-recreate"),
+            (Some("down"), true, _) => args.retain(|a| *a != "--remove-orphans"),
+            _ => {}
         }
         c.args(&args);
         run(
@@ -413,6 +420,17 @@ impl Engine for Cli {
             .collect();
         if ids.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.kind == "podman" {
+            // Podman schedules healthchecks with systemd timers; on a host
+            // without systemd nothing runs them, so run them here.
+            for id in &ids {
+                let _ = self
+                    .cmd()
+                    .args(["healthcheck", "run", id])
+                    .stdin(Stdio::null())
+                    .output();
+            }
         }
         let mut c = self.cmd();
         c.args([

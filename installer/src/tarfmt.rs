@@ -542,7 +542,7 @@ mod tests {
 
     #[test]
     fn pax_cannot_override_size() {
-        let rec = b"16 size=999999\n";
+        let rec = b"15 size=999999\n";
         let mut data = header_block(b"pax", b"", b'x', rec.len() as u64, 0o644, 0).to_vec();
         data.extend_from_slice(rec);
         data.resize(1024, 0);
