@@ -111,15 +111,23 @@ fn check_managed_paths<'a>(
             seen.insert(path, field);
         }
     }
-    // A file may not also be a directory of another file.
-    let all: Vec<&RelPath> = seen.keys().copied().collect();
-    for (i, a) in all.iter().enumerate() {
-        if let Some(b) = all[i + 1..].iter().find(|b| b.starts_with(a.as_str())) {
-            p.push(
-                &seen[a],
-                format!("path {a:?} is a file but {b:?} needs it to be a directory"),
-            );
+    // A file may not also be a directory of another file: look each path's
+    // ancestors up (linear in the number of paths, not quadratic).
+    let by_str: BTreeMap<&str, &RelPath> = seen.keys().map(|k| (k.as_str(), *k)).collect();
+    let mut conflicts: BTreeMap<&RelPath, &RelPath> = BTreeMap::new();
+    for b in seen.keys() {
+        let s = b.as_str();
+        for (i, _) in s.match_indices('/') {
+            if let Some(a) = by_str.get(&s[..i]) {
+                conflicts.entry(a).or_insert(b);
+            }
         }
+    }
+    for (a, b) in conflicts {
+        p.push(
+            &seen[a],
+            format!("path {a:?} is a file but {b:?} needs it to be a directory"),
+        );
     }
     seen.into_keys().collect()
 }
