@@ -26,6 +26,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::keys::SecretKey;
+use crate::output::{Hashing, Output, PartWriter, WrittenPart};
 use crate::progress::Reporter;
 use crate::registry::{Cache, PullError, PullOptions, Puller};
 use crate::spec::SpecError;
@@ -88,6 +89,8 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<u64>,
     /// zstd worker threads (0 = one per core).
     pub threads: u32,
+    /// Split into parts of at most this many bytes.
+    pub split_size: Option<u64>,
 }
 
 /// A file to put in the bundle.
@@ -146,6 +149,9 @@ pub struct BuildSummary {
     pub downloaded: usize,
     /// Signing key id.
     pub key_id: String,
+    /// Parts and their signed index, when split.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PathBuf>,
 }
 
 /// Checks the spec and options; reads nothing from the network.
@@ -424,17 +430,27 @@ fn write(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".bundler-partial-")
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
     let total: u64 =
         files.iter().map(|(e, _)| e.size).sum::<u64>() + blobs.iter().map(|b| b.size).sum::<u64>();
     reporter.phase("writing", total);
-    let file =
-        io::BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone().map_err(io_err(out))?);
-    let sink =
-        Encoder::new(file, opts.compression, opts.level, opts.threads).map_err(io_err(out))?;
+    let output = match opts.split_size {
+        None => {
+            let tmp = tempfile::Builder::new()
+                .prefix(".bundler-partial-")
+                .tempfile_in(dir)
+                .map_err(io_err(dir))?;
+            let f = tmp.as_file().try_clone().map_err(io_err(out))?;
+            Output::Single(tmp, io::BufWriter::with_capacity(1 << 20, f))
+        }
+        Some(n) => Output::Split(PartWriter::new(dir, n)),
+    };
+    let sink = Encoder::new(
+        Hashing::new(output),
+        opts.compression,
+        opts.level,
+        opts.threads,
+    )
+    .map_err(io_err(out))?;
     let mut tar = TarWriter::new(sink, created_unix);
     let e = io_err(out);
     tar.file(layout::MANIFEST, &manifest_bytes, 0o644)
@@ -483,12 +499,30 @@ fn write(
         tar.pad(b.size).map_err(&e)?;
     }
     let sink = tar.finish().map_err(&e)?;
-    let file = sink.finish().map_err(&e)?;
-    let file = file.into_inner().map_err(|x| e(x.into_error()))?;
-    file.sync_all().map_err(&e)?;
-    drop(file);
-    let (size, digest) = hash_file(tmp.path()).map_err(&e)?;
-    tmp.persist(out).map_err(|x| e(x.error))?;
+    let (output, size, digest) = sink.finish().map_err(&e)?.finish();
+    let parts = match output {
+        Output::Single(tmp, w) => {
+            let f = w.into_inner().map_err(|x| e(x.into_error()))?;
+            f.sync_all().map_err(&e)?;
+            drop(f);
+            let f = tmp.persist(out).map_err(|x| e(x.error))?;
+            set_readable(&f, out)?;
+            Vec::new()
+        }
+        Output::Split(p) => {
+            let written = p.finish().map_err(&e)?;
+            finish_parts(
+                out,
+                dir,
+                written,
+                size,
+                &digest,
+                &manifest,
+                opts.split_size.unwrap_or(0),
+                key,
+            )?
+        }
+    };
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -502,7 +536,88 @@ fn write(
         blobs: blobs.len(),
         downloaded,
         key_id,
+        parts,
     })
+}
+
+/// Bundles are not secret: 0644 like any release artifact (temp files start 0600).
+fn set_readable(f: &std::fs::File, path: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io_err(path))
+}
+
+/// Renames the parts to their final names (removing stale parts of an
+/// earlier split of the same name first) and writes the signed index.
+#[allow(clippy::too_many_arguments)]
+fn finish_parts(
+    out: &Path,
+    dir: &Path,
+    written: Vec<WrittenPart>,
+    size: u64,
+    digest: &Digest,
+    manifest: &Manifest,
+    part_size: u64,
+    key: &SecretKey,
+) -> Result<Vec<PathBuf>, BuildError> {
+    let base = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| BuildError::Option(format!("{}: not a file name", out.display())))?;
+    let stale = format!("{base}.part-");
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for entry in rd.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&stale) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    let n = written.len();
+    let mut parts = Vec::with_capacity(n);
+    let mut paths = Vec::with_capacity(n);
+    for (i, w) in written.into_iter().enumerate() {
+        let name = layout::part_file_name(&base, i + 1, n);
+        let path = dir.join(&name);
+        let f = w.tmp.persist(&path).map_err(|x| BuildError::Io {
+            path: path.clone(),
+            source: x.error,
+        })?;
+        set_readable(&f, &path)?;
+        parts.push(manifest_schema::Part {
+            index: i + 1,
+            file: name,
+            size: w.size,
+            sha256: w.sha256,
+        });
+        paths.push(path);
+    }
+    let index = manifest_schema::PartsIndex {
+        format: layout::FORMAT_VERSION,
+        bundle: base.clone(),
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        size,
+        sha256: digest.clone(),
+        part_size,
+        parts,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&index).expect("json");
+    bytes.push(b'\n');
+    let sig = key.sign(
+        &bytes,
+        &format!(
+            "parts of {} {} ({n} parts)",
+            manifest.name, manifest.version
+        ),
+    );
+    let ipath = dir.join(layout::parts_index_name(&base));
+    let spath = dir.join(format!("{}.minisig", layout::parts_index_name(&base)));
+    for (p, data) in [(&ipath, bytes), (&spath, sig.to_file().into_bytes())] {
+        installer::state::write_atomic(p, &data, 0o644).map_err(io_err(p))?;
+    }
+    paths.push(ipath);
+    paths.push(spath);
+    Ok(paths)
 }
 
 /// Size and sha256 of a file.

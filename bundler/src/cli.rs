@@ -122,6 +122,9 @@ pub enum Command {
         /// zstd worker threads (0: one per core).
         #[arg(long, default_value_t = 0)]
         threads: u32,
+        /// Split into parts of at most SIZE (K, M, G, Ki, Mi, Gi), e.g. 3900Mi for FAT32.
+        #[arg(long, value_parser = manifest_schema::parse_size)]
+        split_size: Option<u64>,
         /// Print the summary as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -281,6 +284,7 @@ pub fn run(cli: Cli) -> Result<()> {
             level,
             platform,
             threads,
+            split_size,
             json,
             registry,
         } => {
@@ -304,6 +308,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 pull: registry.options(),
                 source_date_epoch,
                 threads,
+                split_size,
             };
             let mut plan = build::plan(opts)?;
             if out.as_os_str().is_empty() {
@@ -323,6 +328,9 @@ pub fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else if !cli.quiet {
+                for p in &summary.parts {
+                    eprintln!("wrote {}", p.display());
+                }
                 eprintln!(
                     "built {} ({}, {} images, {} blobs, {} downloaded), signed by key {}\nsha256 {}",
                     summary.path.display(),

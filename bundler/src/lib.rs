@@ -13,6 +13,7 @@
 pub mod build;
 pub mod cli;
 pub mod keys;
+pub mod output;
 pub mod pin;
 pub mod progress;
 pub mod registry;

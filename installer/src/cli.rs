@@ -73,8 +73,9 @@ pub struct EngineArgs {
 pub enum Command {
     /// Check a bundle's signature and every checksum, writing nothing.
     Verify {
-        /// The bundle.
-        bundle: PathBuf,
+        /// The bundle: a file, a split bundle's parts or index, or a directory.
+        #[arg(required = true)]
+        bundle: Vec<PathBuf>,
         /// Trusted public key [default: the keys recorded in --dir].
         #[arg(long)]
         public_key: Option<PathBuf>,
@@ -84,7 +85,7 @@ pub enum Command {
     },
     /// Install or upgrade from a bundle, rolling back on failure.
     Install {
-        /// The bundle.
+        /// The bundle: a file, a split bundle's index or first part, or a directory.
         bundle: PathBuf,
         /// Install dir.
         #[arg(long)]
@@ -153,6 +154,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(i) = c.downcast_ref::<InstallError>() {
             return match i {
                 InstallError::Bundle { source, .. } if source.is_verification() => EXIT_VERIFY,
+                InstallError::Parts(p) if p.is_verification() => EXIT_VERIFY,
                 InstallError::RolledBack { .. } => EXIT_ROLLED_BACK,
                 InstallError::RollbackFailed { .. } => EXIT_BROKEN,
                 InstallError::Engine(_) => EXIT_ENGINE,
@@ -161,6 +163,13 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         }
         if let Some(b) = c.downcast_ref::<BundleError>() {
             return if b.is_verification() {
+                EXIT_VERIFY
+            } else {
+                EXIT_INPUT
+            };
+        }
+        if let Some(o) = c.downcast_ref::<crate::parts::OpenError>() {
+            return if o.is_verification() {
                 EXIT_VERIFY
             } else {
                 EXIT_INPUT
@@ -206,13 +215,17 @@ pub fn run(cli: Cli) -> Result<()> {
                     "no trusted key: pass --public-key, or --dir of an install whose keys to trust"
                 ),
             };
-            let input = bundle::open(&path)?;
+            let shown = path
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let input = crate::parts::open(&path, &keys).with_context(|| {
+                format!("bundle {shown} failed verification; nothing was written")
+            })?;
             let v = bundle::read_bundle::<BundleError>(input, &keys, |_| Ok(()), &mut Discard)
                 .with_context(|| {
-                    format!(
-                        "bundle {} failed verification; nothing was written",
-                        path.display()
-                    )
+                    format!("bundle {shown} failed verification; nothing was written")
                 })?;
             if !cli.quiet {
                 eprintln!(

@@ -56,6 +56,9 @@ pub enum InstallError {
     /// State dir problems.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A split bundle's parts are missing, extra, out of order or corrupt.
+    #[error(transparent)]
+    Parts(#[from] crate::parts::PartsError),
     /// Preflight found problems; nothing was changed.
     #[error("preflight failed, nothing was changed:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Preflight(Vec<String>),
@@ -404,10 +407,14 @@ pub fn install(
     };
 
     let engine_ref = engine.as_ref().ok();
-    let input = bundle::open(&opts.bundle).map_err(|e| InstallError::Bundle {
-        path: opts.bundle.clone(),
-        source: e,
-    })?;
+    let input =
+        crate::parts::open(std::slice::from_ref(&opts.bundle), &keys).map_err(|e| match e {
+            crate::parts::OpenError::Bundle(b) => InstallError::Bundle {
+                path: opts.bundle.clone(),
+                source: b,
+            },
+            crate::parts::OpenError::Parts(p) => InstallError::Parts(p),
+        })?;
     let staging = sd.staging().join(format!("{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     let staging_cleanup = Cleanup {

@@ -19,5 +19,6 @@ pub mod envfile;
 pub mod health;
 pub mod install;
 pub mod minisign;
+pub mod parts;
 pub mod state;
 pub mod tarfmt;

@@ -24,7 +24,7 @@ pub mod validate;
 pub mod version;
 
 pub use digest::{Digest, DigestError};
-pub use manifest::{Delta, Descriptor, FileEntry, ImageEntry, Manifest};
+pub use manifest::{Delta, Descriptor, FileEntry, ImageEntry, Manifest, Part, PartsIndex};
 pub use path::{PathError, RelPath};
 pub use reference::{ImageRef, RefError};
 pub use spec::{Spec, SpecFile, SpecImage};
@@ -46,6 +46,44 @@ pub fn manifest_schema() -> String {
         serde_json::to_string_pretty(&schemars::schema_for!(Manifest)).expect("schema serializes");
     s.push('\n');
     s
+}
+
+/// The JSON Schema of [`PartsIndex`], pretty-printed with a trailing newline.
+pub fn parts_schema() -> String {
+    let mut s = serde_json::to_string_pretty(&schemars::schema_for!(PartsIndex))
+        .expect("schema serializes");
+    s.push('\n');
+    s
+}
+
+/// Parses a size with an optional K/M/G (powers of 1000) or Ki/Mi/Gi (powers
+/// of 1024) suffix, e.g. `4G`, `3900Mi`, `512Ki`, `1000000`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        format!(
+            "invalid size {s:?}: expected a number with an optional K, M, G, Ki, Mi or Gi suffix"
+        )
+    })?;
+    let mult: u64 = match unit {
+        "" | "B" => 1,
+        "K" | "k" | "KB" => 1000,
+        "M" | "MB" => 1000 * 1000,
+        "G" | "GB" => 1000 * 1000 * 1000,
+        "Ki" | "KiB" => 1 << 10,
+        "Mi" | "MiB" => 1 << 20,
+        "Gi" | "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {unit:?} (use K, M, G, Ki, Mi or Gi)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("invalid size {s:?}: zero or too large"))
 }
 
 /// RFC 3339 UTC time of a Unix timestamp, e.g. `2024-01-02T03:04:05Z`.
@@ -72,6 +110,19 @@ pub fn rfc3339(unix: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(super::parse_size("4G").unwrap(), 4_000_000_000);
+        assert_eq!(super::parse_size("3900Mi").unwrap(), 3900 << 20);
+        assert_eq!(super::parse_size("512Ki").unwrap(), 512 << 10);
+        assert_eq!(super::parse_size("1000").unwrap(), 1000);
+        assert_eq!(
+            super::parse_size("4X").unwrap_err(),
+            "invalid size \"4X\": unknown unit \"X\" (use K, M, G, Ki, Mi or Gi)"
+        );
+        assert!(super::parse_size("0").is_err());
+    }
+
     #[test]
     fn formats_times() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");

@@ -137,3 +137,42 @@ impl Manifest {
         files + self.carried_blobs().iter().map(|d| d.size).sum::<u64>()
     }
 }
+
+/// The signed index of a split bundle (`NAME.parts.json`, with a minisign
+/// signature beside it as `NAME.parts.json.minisig`). Each part is a plain
+/// byte range of the bundle; the index lets any part be checked on its own.
+/// (The bundle's own manifest cannot list the parts: it is inside part 1.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartsIndex {
+    /// Format version.
+    pub format: u32,
+    /// File name of the whole bundle the parts make up.
+    pub bundle: String,
+    /// Product name.
+    pub name: String,
+    /// Product version.
+    pub version: Version,
+    /// Size of the whole bundle.
+    pub size: u64,
+    /// sha256 of the whole bundle.
+    pub sha256: Digest,
+    /// Largest part size requested.
+    pub part_size: u64,
+    /// The parts, in order.
+    pub parts: Vec<Part>,
+}
+
+/// One part of a split bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Part {
+    /// 1-based number.
+    pub index: usize,
+    /// File name.
+    pub file: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256 of the part.
+    pub sha256: Digest,
+}

@@ -45,3 +45,8 @@ fn spec_schema_is_committed() {
 fn manifest_schema_is_committed() {
     check("manifest.schema.json", manifest_schema::manifest_schema());
 }
+
+#[test]
+fn parts_schema_is_committed() {
+    check("parts.schema.json", manifest_schema::parts_schema());
+}

@@ -1,0 +1,177 @@
+//! Where the archive bytes go: one file, or parts of at most N bytes for
+//! removable media, each hashed as it is written (the bundle is written
+//! once, never re-read to hash or split it).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use manifest_schema::Digest;
+use sha2::{Digest as _, Sha256};
+
+/// Counts and hashes what passes through.
+#[derive(Debug)]
+pub struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
+    }
+    /// Returns the inner writer, the byte count and the sha256.
+    pub fn finish(self) -> (W, u64, Digest) {
+        (
+            self.inner,
+            self.len,
+            Digest::from_sha256_bytes(&self.hasher.finalize().into()),
+        )
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A finished part, still under its temp name.
+#[derive(Debug)]
+pub struct WrittenPart {
+    /// The temp file.
+    pub tmp: tempfile::NamedTempFile,
+    /// Size.
+    pub size: u64,
+    /// sha256.
+    pub sha256: Digest,
+}
+
+/// Writes consecutive parts of at most `part_size` bytes into `dir`.
+#[derive(Debug)]
+pub struct PartWriter {
+    dir: PathBuf,
+    part_size: u64,
+    current: Option<(tempfile::NamedTempFile, Hashing<BufWriter<File>>)>,
+    done: Vec<WrittenPart>,
+}
+
+impl PartWriter {
+    /// Starts writing parts into `dir`.
+    pub fn new(dir: &Path, part_size: u64) -> Self {
+        PartWriter {
+            dir: dir.to_owned(),
+            part_size,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    fn close_current(&mut self) -> io::Result<()> {
+        if let Some((tmp, w)) = self.current.take() {
+            let (bw, size, sha256) = w.finish();
+            let f = bw.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+            self.done.push(WrittenPart { tmp, size, sha256 });
+        }
+        Ok(())
+    }
+
+    /// Ends the last part and returns all of them, in order.
+    pub fn finish(mut self) -> io::Result<Vec<WrittenPart>> {
+        self.close_current()?;
+        Ok(std::mem::take(&mut self.done))
+    }
+}
+
+impl Write for PartWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|(_, w)| w.len >= self.part_size)
+        {
+            self.close_current()?;
+        }
+        if self.current.is_none() {
+            let tmp = tempfile::Builder::new()
+                .prefix(".bundler-part-")
+                .tempfile_in(&self.dir)?;
+            let f = tmp.as_file().try_clone()?;
+            self.current = Some((tmp, Hashing::new(BufWriter::with_capacity(1 << 20, f))));
+        }
+        let (_, w) = self.current.as_mut().expect("opened above");
+        let room = (self.part_size - w.len) as usize;
+        w.write(&buf[..buf.len().min(room)])
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.current {
+            Some((_, w)) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The bundle's destination.
+#[derive(Debug)]
+pub enum Output {
+    /// One file, written under a temp name then renamed.
+    Single(tempfile::NamedTempFile, BufWriter<File>),
+    /// Parts.
+    Split(PartWriter),
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::Single(_, w) => w.write(buf),
+            Output::Split(p) => p.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Single(_, w) => w.flush(),
+            Output::Split(p) => p.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_at_most_the_size_and_concatenate_to_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = PartWriter::new(dir.path(), 1000);
+        let data: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
+        for chunk in data.chunks(333) {
+            p.write_all(chunk).unwrap();
+        }
+        let parts = p.finish().unwrap();
+        assert_eq!(
+            parts.iter().map(|x| x.size).collect::<Vec<_>>(),
+            vec![1000, 1000, 500]
+        );
+        let joined: Vec<u8> = parts
+            .iter()
+            .flat_map(|x| std::fs::read(x.tmp.path()).unwrap())
+            .collect();
+        assert_eq!(joined, data);
+    }
+}
