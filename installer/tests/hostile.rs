@@ -529,17 +529,21 @@ fn verify_refuses_every_hostile_bundle() {
         );
         check(&r, c, "verify");
     }
-    // A directory is not a bundle.
+    // A directory holding no bundle (or several) is refused, naming what it found.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
     let r = capture(
         installer(None)
             .arg("verify")
-            .arg(dir.path())
+            .arg(&empty)
             .arg("--public-key")
             .arg(&good.pub_path),
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("is a directory, not a bundle file"),
+        r.stderr.contains(
+            "expected one split bundle (NAME.parts.json) or one .bundle file, found 0 and 0"
+        ),
         "{}",
         r.stderr
     );
