@@ -122,6 +122,18 @@ pub enum Command {
         #[arg(long)]
         restore_data: bool,
     },
+    /// List, add or revoke the public keys an install trusts.
+    Trust {
+        /// What to do.
+        #[command(subcommand)]
+        action: TrustAction,
+    },
+    /// List the pre-upgrade backups of an install.
+    Backups {
+        /// Install dir.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Show what is installed, the history, trusted keys and container health.
     Status {
         /// Install dir.
@@ -132,6 +144,33 @@ pub enum Command {
         /// Print JSON on stdout.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `installer trust` actions.
+#[derive(Debug, Subcommand)]
+pub enum TrustAction {
+    /// Show trusted and revoked keys.
+    List {
+        /// Install dir.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Trust another public key (minisign format).
+    Add {
+        /// Install dir.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The public key file.
+        key: PathBuf,
+    },
+    /// Stop trusting a key: bundles signed only by it are refused.
+    Revoke {
+        /// Install dir.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Key id (16 hex digits) or public key file.
+        key: String,
     },
 }
 
@@ -298,6 +337,34 @@ pub fn run(cli: Cli) -> Result<()> {
             report.step(&format!("rolled back: {what}"));
             Ok(())
         }
+        Command::Trust { action } => trust(action, &report),
+        Command::Backups { dir } => {
+            let b = dir.join(manifest_schema::layout::BACKUPS_DIR);
+            let mut v: Vec<_> = match std::fs::read_dir(&b) {
+                Ok(rd) => rd.flatten().filter(|e| e.path().is_dir()).collect(),
+                Err(_) => Vec::new(),
+            };
+            v.sort_by_key(|e| e.file_name());
+            if v.is_empty() {
+                report.step(&format!("no backups under {}", b.display()));
+            }
+            for e in v {
+                let size: u64 = std::fs::read_dir(e.path())
+                    .map(|rd| {
+                        rd.flatten()
+                            .filter_map(|f| f.metadata().ok())
+                            .map(|m| m.len())
+                            .sum()
+                    })
+                    .unwrap_or(0);
+                println!(
+                    "{}  {size} bytes  {}",
+                    e.file_name().to_string_lossy(),
+                    e.path().display()
+                );
+            }
+            Ok(())
+        }
         Command::Status {
             dir,
             engine: eargs,
@@ -398,4 +465,62 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn trust(action: TrustAction, report: &dyn Report) -> Result<()> {
+    let dir = match &action {
+        TrustAction::List { dir }
+        | TrustAction::Add { dir, .. }
+        | TrustAction::Revoke { dir, .. } => dir.clone(),
+    };
+    let sd = StateDir::new(&dir);
+    if !sd.exists() {
+        anyhow::bail!(
+            "{} is not an install (no .installer/ state); hint: check --dir",
+            dir.display()
+        );
+    }
+    let _lock = sd.lock()?;
+    let trusted = sd.trusted_keys()?;
+    match action {
+        TrustAction::List { .. } => {
+            for k in &trusted {
+                println!("trusted {}", k.id);
+            }
+            for k in sd.revoked_keys()? {
+                println!("revoked {}", k.id);
+            }
+        }
+        TrustAction::Add { key, .. } => {
+            let text = std::fs::read_to_string(&key)
+                .with_context(|| format!("reading {}", key.display()))?;
+            let k = PublicKey::parse(&text).with_context(|| key.display().to_string())?;
+            sd.add_key(&k)?;
+            report.step(&format!("now trusting key {}", k.id));
+        }
+        TrustAction::Revoke { key, .. } => {
+            let id = match std::fs::read_to_string(&key) {
+                Ok(text) => PublicKey::parse(&text)
+                    .with_context(|| key.clone())?
+                    .id
+                    .to_string(),
+                Err(_) => key.to_uppercase(),
+            };
+            let Some(k) = trusted.iter().find(|k| k.id.to_string() == id) else {
+                anyhow::bail!(
+                    "key {id} is not trusted by {}; hint: `installer trust list --dir {}`",
+                    dir.display(),
+                    dir.display()
+                );
+            };
+            if trusted.len() == 1 {
+                anyhow::bail!("key {id} is the only trusted key; revoking it would leave no way to install; hint: `installer trust add` its successor first");
+            }
+            sd.revoke_key(k)?;
+            report.warn(&format!(
+                "revoked key {id}: bundles signed only by it are refused from now on"
+            ));
+        }
+    }
+    Ok(())
 }

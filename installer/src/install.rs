@@ -370,8 +370,13 @@ pub fn install(
     let _lock = sd.lock()?;
     let mut state = sd.load()?;
 
-    // Trust: the recorded keys only, once there are any.
-    let recorded = sd.trusted_keys()?;
+    // Trust: the recorded keys only, once there are any; never a revoked one.
+    let revoked = sd.revoked_keys()?;
+    let recorded: Vec<PublicKey> = sd
+        .trusted_keys()?
+        .into_iter()
+        .filter(|k| !revoked.contains(k))
+        .collect();
     let given = match &opts.public_key {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(io_at(p))?;
@@ -500,6 +505,13 @@ pub fn install(
         &mut sink,
     )
     .map_err(|e| match e {
+        InstallError::Bundle {
+            source: BundleError::Signature(crate::minisign::MinisignError::UntrustedKey { found, .. }),
+            ..
+        } if revoked.iter().any(|k| k.id.to_string() == found) => InstallError::Bundle {
+            path: opts.bundle.clone(),
+            source: BundleError::Signature(crate::minisign::MinisignError::Revoked(found)),
+        },
         InstallError::Bundle { source, .. } => InstallError::Bundle {
             path: opts.bundle.clone(),
             source,

@@ -38,6 +38,9 @@ pub enum MinisignError {
         /// Trusted key ids.
         trusted: String,
     },
+    /// The signing key was revoked on this host.
+    #[error("signed by key {0}, which was revoked on this host; hint: ask the vendor for a bundle signed with their current key")]
+    Revoked(String),
     /// The signature does not match the data.
     #[error("signature by key {0} does not match the signed data: the manifest was altered or the signature belongs to another file")]
     Mismatch(String),
