@@ -620,23 +620,6 @@ fn finish_parts(
     Ok(paths)
 }
 
-/// Size and sha256 of a file.
-pub fn hash_file(path: &Path) -> io::Result<(u64, Digest)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((n, Digest::from_sha256_bytes(&h.finalize().into())))
-}
-
 /// zstd or gzip over a writer.
 pub enum Encoder<W: Write> {
     /// zstd.

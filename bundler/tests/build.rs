@@ -34,18 +34,7 @@ fn extract(bundle: &Path, into: &Path) {
 fn same_inputs_give_byte_identical_bundles_and_a_warm_cache_pulls_nothing() {
     let v = Vendor::new(&shared().registry);
     let spec = v.app("v1");
-    let build = |out: &str| {
-        capture(
-            v.bundler()
-                .arg("build")
-                .arg(&spec)
-                .arg("--key")
-                .arg(&v.key)
-                .arg("-o")
-                .arg(v.dir.path().join(out))
-                .args(["--insecure-registry", &v.registry, "--json"]),
-        )
-    };
+    let build = |out: &str| v.build(&spec, &v.dir.path().join(out), &["--json"]);
     let a = build("a.bundle");
     assert_eq!(a.code, 0, "{}", a.stderr);
     let b = build("b.bundle");
@@ -410,21 +399,7 @@ fn multi_arch_index_resolves_requested_platforms() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let out = dir.join("multi.bundle");
-    let r = capture(
-        v.bundler()
-            .arg("build")
-            .arg(&spec)
-            .arg("--key")
-            .arg(&v.key)
-            .arg("-o")
-            .arg(&out)
-            .args([
-                "--insecure-registry",
-                &v.registry,
-                "--platform",
-                "linux/amd64,linux/arm64",
-            ]),
-    );
+    let r = v.build(&spec, &out, &["--platform", "linux/amd64,linux/arm64"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = capture(v.bundler().args(["inspect", "--json"]).arg(&out));
     let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -435,20 +410,10 @@ fn multi_arch_index_resolves_requested_platforms() {
         .map(|i| i["platform"].as_str().unwrap())
         .collect();
     assert_eq!(plats, vec!["linux/amd64", "linux/arm64"]);
-    let r = capture(
-        v.bundler()
-            .arg("build")
-            .arg(&spec)
-            .arg("--key")
-            .arg(&v.key)
-            .arg("-o")
-            .arg(dir.join("s390x.bundle"))
-            .args([
-                "--insecure-registry",
-                &v.registry,
-                "--platform",
-                "linux/s390x",
-            ]),
+    let r = v.build(
+        &spec,
+        &dir.join("s390x.bundle"),
+        &["--platform", "linux/s390x"],
     );
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(
@@ -514,16 +479,7 @@ fn a_damaged_cache_blob_fails_the_build_and_leaves_no_output() {
     std::fs::write(&victim, b).unwrap();
     let spec = v.app("v1");
     let out = v.dir.path().join("second.bundle");
-    let r = capture(
-        v.bundler()
-            .arg("build")
-            .arg(&spec)
-            .arg("--key")
-            .arg(&v.key)
-            .arg("-o")
-            .arg(&out)
-            .args(["--insecure-registry", &v.registry]),
-    );
+    let r = v.build(&spec, &out, &[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr.contains("is damaged") && r.stderr.contains("removed from the cache"),
@@ -543,15 +499,6 @@ fn a_damaged_cache_blob_fails_the_build_and_leaves_no_output() {
     assert!(leftovers.is_empty());
     assert!(!victim.exists(), "the damaged blob left the cache");
     // The next build fetches it again and succeeds.
-    let r = capture(
-        v.bundler()
-            .arg("build")
-            .arg(&spec)
-            .arg("--key")
-            .arg(&v.key)
-            .arg("-o")
-            .arg(&out)
-            .args(["--insecure-registry", &v.registry]),
-    );
+    let r = v.build(&spec, &out, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }

@@ -115,6 +115,15 @@ fn tail(b: &[u8], n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The non-empty lines of a command's stdout.
+fn lines(out: Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 /// Runs a command, capturing output; a non-zero exit is an error.
 pub fn run(cmd: &mut Command, hint: &'static str) -> Result<Output, EngineError> {
     let out = cmd
@@ -286,15 +295,10 @@ impl Engine for Cli {
     }
 
     fn images(&self) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
-        let ids = run(
+        let ids = lines(run(
             self.cmd().args(["image", "ls", "-q", "--no-trunc"]),
             ENGINE_HINT,
-        )?;
-        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
-            .lines()
-            .map(|l| l.trim().to_owned())
-            .filter(|l| !l.is_empty())
-            .collect();
+        )?);
         let mut map = BTreeMap::new();
         if ids.is_empty() {
             return Ok(map);
@@ -407,17 +411,12 @@ impl Engine for Cli {
     }
 
     fn containers(&self, project: &str) -> Result<Vec<Container>, EngineError> {
-        let ids = run(
+        let ids = lines(run(
             self.cmd()
                 .args(["ps", "-a", "-q", "--no-trunc", "--filter"])
                 .arg(format!("label=com.docker.compose.project={project}")),
             ENGINE_HINT,
-        )?;
-        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
-            .lines()
-            .map(|l| l.trim().to_owned())
-            .filter(|l| !l.is_empty())
-            .collect();
+        )?);
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -11,21 +11,10 @@ use installer::health::http_body;
 
 fn split_bundle(v: &Vendor, media: &std::path::Path) {
     let spec = v.app("v1");
-    let r = capture(
-        v.bundler()
-            .arg("build")
-            .arg(&spec)
-            .arg("--key")
-            .arg(&v.key)
-            .arg("-o")
-            .arg(media.join("demo-1.0.0.bundle"))
-            .args([
-                "--insecure-registry",
-                &v.registry,
-                "--split-size",
-                "600Ki",
-                "--json",
-            ]),
+    let r = v.build(
+        &spec,
+        &media.join("demo-1.0.0.bundle"),
+        &["--split-size", "600Ki", "--json"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
