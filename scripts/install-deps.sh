@@ -7,7 +7,7 @@ set -euo pipefail
 need_apt=()
 want=(docker-registry skopeo umoci docker.io docker-compose podman runc
       podman-compose busybox-static musl-tools minisign apache2-utils zstd curl file
-      iproute2 ca-certificates)
+      iproute2 ca-certificates openssl)
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")
 done

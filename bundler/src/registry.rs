@@ -300,31 +300,7 @@ pub struct Resolved {
 impl Puller {
     /// Builds a client.
     pub fn new(opts: PullOptions, reporter: Arc<dyn Reporter>) -> Result<Self, PullError> {
-        let mut certs = Vec::new();
-        for p in &opts.ca_certs {
-            let data = std::fs::read(p).map_err(|e| PullError::Cache {
-                path: p.clone(),
-                source: e,
-            })?;
-            certs.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data,
-            });
-        }
-        let config = ClientConfig {
-            protocol: if opts.insecure.is_empty() {
-                ClientProtocol::Https
-            } else {
-                ClientProtocol::HttpsExcept(opts.insecure.clone())
-            },
-            extra_root_certificates: certs,
-            platform_resolver: None,
-            max_concurrent_download: opts.jobs.max(1),
-            connect_timeout: Some(Duration::from_secs(15)),
-            read_timeout: Some(Duration::from_secs(60)),
-            user_agent: concat!("bundler/", env!("CARGO_PKG_VERSION")),
-            ..Default::default()
-        };
+        let config = client_config(&opts)?;
         let cache = Cache::open(&opts.cache_dir)?;
         Ok(Puller {
             client: Client::new(config),
@@ -740,17 +716,39 @@ fn descriptor(v: &serde_json::Value) -> Result<Descriptor, String> {
     })
 }
 
-/// Resolves a tag to its digest (for `bundler pin`).
-pub async fn resolve_tag(client_opts: &PullOptions, image: &ImageRef) -> Result<Digest, PullError> {
-    let config = ClientConfig {
-        protocol: if client_opts.insecure.is_empty() {
+/// The client settings for `opts`: HTTPS with the system roots plus the
+/// given CAs; plain HTTP only for the hosts named insecure.
+fn client_config(opts: &PullOptions) -> Result<ClientConfig, PullError> {
+    let mut certs = Vec::new();
+    for p in &opts.ca_certs {
+        let data = std::fs::read(p).map_err(|e| PullError::Cache {
+            path: p.clone(),
+            source: e,
+        })?;
+        certs.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data,
+        });
+    }
+    Ok(ClientConfig {
+        protocol: if opts.insecure.is_empty() {
             ClientProtocol::Https
         } else {
-            ClientProtocol::HttpsExcept(client_opts.insecure.clone())
+            ClientProtocol::HttpsExcept(opts.insecure.clone())
         },
+        extra_root_certificates: certs,
         platform_resolver: None,
+        max_concurrent_download: opts.jobs.max(1),
+        connect_timeout: Some(Duration::from_secs(15)),
+        read_timeout: Some(Duration::from_secs(60)),
+        user_agent: concat!("bundler/", env!("CARGO_PKG_VERSION")),
         ..Default::default()
-    };
+    })
+}
+
+/// Resolves a tag to its digest (for `bundler pin`).
+pub async fn resolve_tag(client_opts: &PullOptions, image: &ImageRef) -> Result<Digest, PullError> {
+    let config = client_config(client_opts)?;
     let client = Client::new(config);
     let reference = Reference::with_tag(
         image.registry.clone(),

@@ -502,3 +502,64 @@ fn a_damaged_cache_blob_fails_the_build_and_leaves_no_output() {
     let r = v.build(&spec, &out, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn https_registries_need_their_ca_and_plain_http_needs_insecure_registry() {
+    use fixtures::harness::{images, push, Registry};
+    let reg = Registry::start_tls();
+    let v1: Vec<_> = images()
+        .iter()
+        .filter(|i| i.tag == "1.0.0" && i.repo != "demo/multi")
+        .cloned()
+        .collect();
+    push(&v1, &reg.addr, None);
+    let v = Vendor::new(&reg.addr);
+    let spec = fixtures::app::write_app("v1", &reg.addr, &v.dir.path().join("app")).unwrap();
+    let ca = reg.ca_cert();
+    let r = capture(v.bundler().arg("pin").arg(&spec).arg("--ca-cert").arg(&ca));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let build = |extra: &[&std::ffi::OsStr], out: &str| {
+        capture(
+            v.bundler()
+                .arg("build")
+                .arg(&spec)
+                .arg("--key")
+                .arg(&v.key)
+                .arg("-o")
+                .arg(v.dir.path().join(out))
+                .args(extra),
+        )
+    };
+    // Without the CA the certificate is not trusted.
+    let r = build(&[], "no-ca.bundle");
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("image {}/demo/", reg.addr)),
+        "{}",
+        r.stderr
+    );
+    assert!(!v.dir.path().join("no-ca.bundle").exists());
+    // With it, the build works over HTTPS.
+    let r = build(&["--ca-cert".as_ref(), ca.as_os_str()], "tls.bundle");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A plain-HTTP registry is reached only when named with --insecure-registry.
+    let plain = Vendor::new(&shared().registry);
+    let spec = plain.app("v1");
+    let r = capture(
+        plain
+            .bundler()
+            .arg("build")
+            .arg(&spec)
+            .arg("--key")
+            .arg(&plain.key)
+            .arg("-o")
+            .arg(plain.dir.path().join("x.bundle")),
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("for a plain-HTTP registry pass --insecure-registry HOST"),
+        "{}",
+        r.stderr
+    );
+}
