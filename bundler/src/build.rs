@@ -16,10 +16,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use installer::bundle::Compression;
+use installer::minisign::PublicKey;
 use installer::tarfmt::TarWriter;
 use manifest_schema::layout;
 use manifest_schema::{
-    Descriptor, Digest, FileEntry, ImageEntry, ImageRef, Manifest, Platform, RelPath, Spec, Version,
+    BundledInstaller, Descriptor, Digest, FileEntry, ImageEntry, ImageRef, Manifest, Platform,
+    RelPath, Spec, TrustChange, TrustedKey, Version,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -118,6 +120,8 @@ pub struct PlannedImage {
 pub struct BuildPlan {
     /// The spec.
     pub spec: Spec,
+    /// Trust changes, with the keys read.
+    pub trust: TrustChange,
     /// Files, sorted by destination.
     pub files: Vec<PlannedFile>,
     /// Images.
@@ -188,6 +192,46 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
             Err(e) => missing.push(format!("{} (for {}): {e}", src.display(), f.dest)),
         }
     }
+    if let Some(inst) = &spec.installer {
+        let src = spec_dir.join(&inst.src);
+        match std::fs::metadata(&src) {
+            Ok(m) if m.is_file() => files.push(PlannedFile {
+                src,
+                dest: RelPath::new(layout::INSTALLER_PATH).expect("constant"),
+                mode: 0o755,
+            }),
+            Ok(_) => missing.push(format!(
+                "{} (installer.src): not a regular file",
+                src.display()
+            )),
+            Err(e) => missing.push(format!("{} (installer.src): {e}", src.display())),
+        }
+    }
+    let mut trust = TrustChange {
+        add: Vec::new(),
+        revoke: spec
+            .trust
+            .revoke
+            .iter()
+            .map(|id| id.to_ascii_uppercase())
+            .collect(),
+    };
+    for (i, a) in spec.trust.add.iter().enumerate() {
+        let src = spec_dir.join(a);
+        match std::fs::read_to_string(&src)
+            .map_err(|e| e.to_string())
+            .and_then(|t| PublicKey::parse(&t).map_err(|e| e.to_string()))
+        {
+            Ok(k) => trust.add.push(TrustedKey {
+                id: k.id.to_string(),
+                key: k.key_line(),
+            }),
+            Err(e) => missing.push(format!(
+                "{} (trust.add[{i}]): {e}; hint: give a minisign public key file",
+                src.display()
+            )),
+        }
+    }
     if !missing.is_empty() {
         return Err(BuildError::MissingFiles {
             spec: opts.spec.clone(),
@@ -230,6 +274,7 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
     }
     Ok(BuildPlan {
         spec,
+        trust,
         files,
         images,
         platforms,
@@ -405,6 +450,11 @@ fn write(
         hooks: spec.hooks.clone(),
         upgrade_from: spec.upgrade_from.clone(),
         delta: None,
+        trust: plan.trust.clone(),
+        installer: spec.installer.as_ref().map(|i| BundledInstaller {
+            path: RelPath::new(layout::INSTALLER_PATH).expect("constant"),
+            version: i.version.clone(),
+        }),
     };
     manifest_schema::validate_manifest(&manifest).map_err(|p| {
         BuildError::Option(format!(

@@ -187,6 +187,10 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     Ok((k.to_owned(), v.to_owned()))
 }
 
+/// Set for an installer re-executed after a self-update: the sha256 of the
+/// bundled binary, so it does not update itself again.
+pub const SELF_UPDATED_ENV: &str = "INSTALLER_SELF_UPDATED";
+
 /// The exit code for an error chain.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     for c in e.chain() {
@@ -287,7 +291,12 @@ pub fn run(cli: Cli) -> Result<()> {
             set,
             json,
         } => {
-            if !yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+            let self_updated = std::env::var(SELF_UPDATED_ENV).ok();
+            if !yes
+                && self_updated.is_none()
+                && std::io::stdin().is_terminal()
+                && std::io::stderr().is_terminal()
+            {
                 eprint!(
                     "install {} into {}? [y/N] ",
                     bundle.display(),
@@ -307,8 +316,22 @@ pub fn run(cli: Cli) -> Result<()> {
                 force,
                 set,
                 interrupted: interrupted_flag(),
+                self_updated,
             };
-            let r = install::install(&opts, engine(&eargs), &report)?;
+            let r = match install::install(&opts, engine(&eargs), &report) {
+                Err(InstallError::SelfUpdated { binary, sha256, .. }) => {
+                    use std::os::unix::process::CommandExt;
+                    let err = std::process::Command::new(&binary)
+                        .args(std::env::args_os().skip(1))
+                        .env(SELF_UPDATED_ENV, sha256)
+                        .exec();
+                    anyhow::bail!(
+                        "could not run the updated installer {}: {err}; the install did not start",
+                        binary.display()
+                    );
+                }
+                r => r?,
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

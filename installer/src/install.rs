@@ -65,9 +65,11 @@ pub enum InstallError {
     /// Bad input (keys, flags).
     #[error("{0}")]
     Input(String),
-    /// The pre-upgrade hook failed; nothing was changed.
-    #[error("pre_upgrade hook {hook} failed, nothing was changed: {message}")]
+    /// A hook failed (for `pre_upgrade`: nothing was changed).
+    #[error("{name} hook {hook} failed{}: {message}", if name == "pre_upgrade" { ", nothing was changed" } else { "" })]
     Hook {
+        /// Which hook: pre_upgrade, post_install, restore.
+        name: String,
         /// The hook.
         hook: String,
         /// Its output.
@@ -90,6 +92,17 @@ pub enum InstallError {
         failed: String,
         /// Why restoring failed.
         restore: String,
+    },
+    /// The bundle carried a newer installer, now in place: run it with the
+    /// same arguments to do the install (nothing else changed yet).
+    #[error("the installer was updated to {version} at {}; run it to continue", binary.display())]
+    SelfUpdated {
+        /// The new binary.
+        binary: PathBuf,
+        /// Its version.
+        version: String,
+        /// Its sha256, passed to it so it does not update again.
+        sha256: String,
     },
     /// Engine failure outside a transaction.
     #[error(transparent)]
@@ -155,6 +168,9 @@ pub struct InstallOptions {
     pub set: Vec<(String, String)>,
     /// Set by a signal handler: stop and roll back.
     pub interrupted: Arc<AtomicBool>,
+    /// sha256 of the bundled installer this process was re-executed as, after
+    /// a self-update (it is not updated again).
+    pub self_updated: Option<String>,
 }
 
 /// The result of a successful install.
@@ -468,7 +484,9 @@ pub fn install(
                 ));
             }
             let ours: Version = INSTALLER_VERSION.parse().expect("crate version");
-            if m.min_installer_version > ours {
+            let updates_itself = was_install
+                && m.installer.as_ref().is_some_and(|i| i.version >= m.min_installer_version);
+            if m.min_installer_version > ours && !updates_itself {
                 problems.push(format!(
                     "the bundle needs installer {} or newer, this is {ours}; hint: use the installer shipped with the bundle",
                     m.min_installer_version
@@ -493,6 +511,7 @@ pub fn install(
                 Ok(_) => {}
                 Err(e) => problems.push(format!("cannot measure free space in {}: {e}", opts.dir.display())),
             }
+            check_trust_change(&m.trust, &keys, &revoked, &mut problems);
             let old_env = old_manifest.as_ref().map(|o| o.env.as_slice()).unwrap_or(&[]);
             env_plan = envfile::plan(&env_text, &m.env, old_env, &opts.set, envfile::generate_secret);
             check_env_plan(&env_plan, &mut problems);
@@ -528,6 +547,10 @@ pub fn install(
         m.files.len(),
         m.carried_blobs().len()
     ));
+
+    if was_install {
+        self_update(opts, &m, &staging, report)?;
+    }
 
     // Keep the release: files and signed manifest; blobs into the store.
     sd.create()?;
@@ -621,6 +644,10 @@ pub fn install(
             });
             sd.save(&state)?;
             sd.clear_journal()?;
+            for n in apply_trust_change(&sd, &m.trust)? {
+                report.step(&n);
+                notes.push(n);
+            }
             prune(&sd, &state);
             if let Some(hook) = &m.hooks.post_install {
                 if let Err(e) = run_hook(&sd, &m, hook, "post_install", from.as_ref()) {
@@ -688,6 +715,119 @@ impl From<BundleError> for InstallError {
             source: e,
         }
     }
+}
+
+/// Checks a bundle's trust change against this host's keys: every added key
+/// parses and matches its id, none was revoked here, and at least one key
+/// stays trusted.
+fn check_trust_change(
+    t: &manifest_schema::TrustChange,
+    trusted: &[PublicKey],
+    revoked: &[PublicKey],
+    problems: &mut Vec<String>,
+) {
+    let mut after: Vec<String> = trusted.iter().map(|k| k.id.to_string()).collect();
+    for (i, a) in t.add.iter().enumerate() {
+        match PublicKey::parse(&a.key) {
+            Ok(k) if !k.id.to_string().eq_ignore_ascii_case(&a.id) => problems.push(format!(
+                "trust.add[{i}]: the key's id is {}, the manifest says {}; hint: rebuild the bundle",
+                k.id, a.id
+            )),
+            Ok(k) if revoked.contains(&k) => problems.push(format!(
+                "trust.add[{i}]: key {} was revoked on this host; a bundle cannot trust it again; hint: `installer trust add` it by hand if that is intended",
+                k.id
+            )),
+            Ok(k) => after.push(k.id.to_string()),
+            Err(e) => problems.push(format!("trust.add[{i}]: {e}")),
+        }
+    }
+    after.retain(|id| !t.revoke.iter().any(|r| r.eq_ignore_ascii_case(id)));
+    if after.is_empty() {
+        problems.push(format!(
+            "trust.revoke ({}) would leave this install with no trusted key; hint: the bundle must also add the vendor's next key",
+            t.revoke.join(", ")
+        ));
+    }
+}
+
+/// Applies a bundle's trust change after a successful install; returns notes.
+fn apply_trust_change(
+    sd: &StateDir,
+    t: &manifest_schema::TrustChange,
+) -> Result<Vec<String>, InstallError> {
+    let mut notes = Vec::new();
+    let trusted = sd.trusted_keys()?;
+    for a in &t.add {
+        let k = PublicKey::parse(&a.key).map_err(|e| InstallError::Input(e.to_string()))?;
+        if !trusted.contains(&k) {
+            sd.add_key(&k)?;
+            notes.push(format!("now trusting key {} (carried by the bundle)", k.id));
+        }
+    }
+    for id in &t.revoke {
+        let trusted = sd.trusted_keys()?;
+        if let Some(k) = trusted
+            .iter()
+            .find(|k| k.id.to_string().eq_ignore_ascii_case(id))
+        {
+            sd.revoke_key(k)?;
+            notes.push(format!(
+                "revoked key {} (as the bundle asks): bundles signed only by it are refused from now on",
+                k.id
+            ));
+        }
+    }
+    Ok(notes)
+}
+
+/// Replaces `DIR/bin/installer` with the bundle's installer when that is
+/// newer than this one, then asks the caller to re-execute it
+/// ([`InstallError::SelfUpdated`]). Runs after the whole bundle verified and
+/// before anything else changes.
+fn self_update(
+    opts: &InstallOptions,
+    m: &Manifest,
+    staging: &Path,
+    report: &dyn Report,
+) -> Result<(), InstallError> {
+    let Some(inst) = &m.installer else {
+        return Ok(());
+    };
+    let ours: Version = INSTALLER_VERSION.parse().expect("crate version");
+    let file = m
+        .files
+        .iter()
+        .find(|f| f.path == inst.path)
+        .expect("validated: the installer is one of the files");
+    if inst.version <= ours || opts.self_updated.as_deref() == Some(file.sha256.as_str()) {
+        return Ok(());
+    }
+    let dst = opts.dir.join(inst.path.as_str());
+    let src = staging.join("files").join(inst.path.as_str());
+    if let Some(parent) = dst.parent() {
+        ensure_dir_within(&opts.dir, parent).map_err(InstallError::Input)?;
+    }
+    copy_atomic(&src, &dst, 0o755).map_err(InstallError::Input)?;
+    // The copy is checked again: what runs next must be what was signed.
+    let got = sha_file(&dst).map_err(io_at(&dst))?;
+    if got != file.sha256 {
+        return Err(InstallError::Input(format!(
+            "{}: wrote the bundled installer but read back {got}, expected {}; hint: check the disk",
+            dst.display(),
+            file.sha256
+        )));
+    }
+    report.step(&format!(
+        "updated the installer: {} is now {} (this one is {ours}); continuing with it",
+        dst.display(),
+        inst.version
+    ));
+    let _ = std::fs::remove_dir_all(staging);
+    Err(InstallError::SelfUpdated {
+        binary: dst,
+        version: inst.version.to_string(),
+        sha256: file.sha256.to_string(),
+    })
 }
 
 /// Moves a verified staging dir into `releases/<version>` and the blob store.
@@ -1117,7 +1257,7 @@ fn copy_atomic(src: &Path, dst: &Path, mode: u32) -> Result<(), String> {
 }
 
 /// Runs a hook of release `m` from the install dir, with the versions and a
-/// fresh backup dir in its environment.
+/// fresh backup dir in its environment; returns the backup dir.
 fn run_hook(
     sd: &StateDir,
     m: &Manifest,
@@ -1125,26 +1265,50 @@ fn run_hook(
     name: &str,
     from: Option<&Version>,
 ) -> Result<PathBuf, InstallError> {
-    let (release, to, dir, project) = (
-        &m.version,
-        &m.version,
-        sd.dir.as_path(),
-        m.compose.project.as_str(),
-    );
-    let script = sd.release_dir(release).join("files").join(hook.as_str());
-    let backup = dir.join(layout::BACKUPS_DIR).join(format!(
+    let backup = sd.dir.join(layout::BACKUPS_DIR).join(format!(
         "{}-to-{}-{}",
         from.map(ToString::to_string)
             .unwrap_or_else(|| "none".into()),
-        to,
+        m.version,
         state::now().replace(':', "")
     ));
     std::fs::create_dir_all(&backup).map_err(io_at(&backup))?;
+    let script = sd.release_dir(&m.version).join("files").join(hook.as_str());
+    let r = run_script(
+        sd,
+        &script,
+        hook,
+        name,
+        from,
+        &m.version,
+        &m.compose.project,
+        &backup,
+    );
+    if r.is_err() && name == "pre_upgrade" {
+        let _ = std::fs::remove_dir_all(&backup);
+    }
+    r.map(|()| backup)
+}
+
+/// Runs a hook script from the install dir with `INSTALL_DIR`, `BACKUP_DIR`,
+/// `FROM_VERSION`, `TO_VERSION` and `COMPOSE_PROJECT_NAME` set; its output
+/// goes to `BACKUP_DIR/<name>.log`.
+#[allow(clippy::too_many_arguments)]
+fn run_script(
+    sd: &StateDir,
+    script: &Path,
+    hook: &manifest_schema::RelPath,
+    name: &str,
+    from: Option<&Version>,
+    to: &Version,
+    project: &str,
+    backup: &Path,
+) -> Result<(), InstallError> {
     let out = std::process::Command::new("/bin/sh")
-        .arg(&script)
-        .current_dir(dir)
-        .env("INSTALL_DIR", dir)
-        .env("BACKUP_DIR", &backup)
+        .arg(script)
+        .current_dir(&sd.dir)
+        .env("INSTALL_DIR", &sd.dir)
+        .env("BACKUP_DIR", backup)
         .env(
             "FROM_VERSION",
             from.map(ToString::to_string).unwrap_or_default(),
@@ -1153,26 +1317,23 @@ fn run_hook(
         .env("COMPOSE_PROJECT_NAME", project)
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(io_at(&script))?;
+        .map_err(io_at(script))?;
     let _ = std::fs::write(
         backup.join(format!("{name}.log")),
         [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
     );
     if !out.status.success() {
-        if name == "pre_upgrade" {
-            let _ = std::fs::remove_dir_all(&backup);
-        }
         return Err(InstallError::Hook {
+            name: name.to_owned(),
             hook: hook.to_string(),
             message: format!(
-                "{} exited with {}: {}",
-                name,
+                "exited with {}: {}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         });
     }
-    Ok(backup)
+    Ok(())
 }
 
 /// Puts the current release (per state.json) back in place: files, images,
@@ -1376,22 +1537,16 @@ pub fn rollback(
                 .join("files")
                 .join(hook.as_str())
         };
-        let out = std::process::Command::new("/bin/sh")
-            .arg(&script)
-            .current_dir(&opts.dir)
-            .env("INSTALL_DIR", &opts.dir)
-            .env("BACKUP_DIR", &backup)
-            .env("FROM_VERSION", cur.version.to_string())
-            .env("TO_VERSION", prev.version.to_string())
-            .env("COMPOSE_PROJECT_NAME", &cur_m.compose.project)
-            .output()
-            .map_err(io_at(&script))?;
-        if !out.status.success() {
-            return Err(InstallError::Hook {
-                hook: hook.to_string(),
-                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
-        }
+        run_script(
+            &sd,
+            &script,
+            hook,
+            "restore",
+            Some(&cur.version),
+            &prev.version,
+            &cur_m.compose.project,
+            &backup,
+        )?;
         report.step(&format!("restored data from {}", backup.display()));
     }
     journal(&sd, "rollback", Some(&cur.version), &prev.version, "files")?;

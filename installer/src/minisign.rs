@@ -107,16 +107,21 @@ impl PublicKey {
         Ok(PublicKey { id, key })
     }
 
-    /// The key as a minisign public key file.
-    pub fn to_file(&self) -> String {
+    /// The key line of a public key file (base64 of `Ed`, id, key).
+    pub fn key_line(&self) -> String {
         let mut b = Vec::with_capacity(42);
         b.extend_from_slice(b"Ed");
         b.extend_from_slice(&self.id.0);
         b.extend_from_slice(self.key.as_bytes());
+        B64.encode(b)
+    }
+
+    /// The key as a minisign public key file.
+    pub fn to_file(&self) -> String {
         format!(
             "{UNTRUSTED}minisign public key {}\n{}\n",
             self.id,
-            B64.encode(b)
+            self.key_line()
         )
     }
 }

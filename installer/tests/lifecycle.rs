@@ -2,73 +2,7 @@
 //! manual rollback, refusal of a tampered bundle. Each test runs its own
 //! dockerd, so image lists and compose projects never mix.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use fixtures::harness::{capture, free_port, shared, target_bin, tree_hash, Dockerd, Ran, Vendor};
-use installer::health::http_body;
-
-struct Host {
-    docker: Dockerd,
-    dir: tempfile::TempDir,
-    port: u16,
-    compose: Option<&'static str>,
-}
-
-impl Host {
-    fn new(compose: Option<&'static str>) -> Host {
-        Host {
-            docker: Dockerd::start(),
-            dir: tempfile::tempdir().unwrap(),
-            port: free_port(),
-            compose,
-        }
-    }
-
-    fn install_dir(&self) -> PathBuf {
-        self.dir.path().join("opt-demo")
-    }
-
-    fn installer(&self) -> Command {
-        let mut c = Command::new(target_bin("installer"));
-        c.env("DOCKER_HOST", &self.docker.host)
-            .env("INSTALLER_DOCKER", "/usr/bin/docker");
-        c
-    }
-
-    fn install(&self, bundle: &Path, args: &[&str]) -> Ran {
-        let mut c = self.installer();
-        c.arg("install")
-            .arg(bundle)
-            .arg("--dir")
-            .arg(self.install_dir())
-            .arg("--yes");
-        if let Some(comp) = self.compose {
-            c.args(["--compose", comp]);
-        }
-        c.args(args);
-        capture(&mut c)
-    }
-
-    fn health(&self) -> String {
-        http_body(&format!("http://127.0.0.1:{}/health", self.port)).unwrap_or_default()
-    }
-
-    fn down(&self) {
-        let _ = self
-            .docker
-            .docker()
-            .args(["compose", "-p", "demo", "down", "--remove-orphans"])
-            .current_dir(self.install_dir())
-            .output();
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
+use fixtures::harness::{capture, shared, tree_hash, Host, Vendor};
 
 fn lifecycle(compose: Option<&'static str>) {
     let vendor = Vendor::new(&shared().registry);
@@ -312,4 +246,166 @@ fn operator_edits_to_managed_files_are_kept() {
     assert!(dir.join("hooks/restore.sh.new").is_file());
     assert!(r.stderr.contains("hooks/restore.sh was edited since it was installed: your version is kept, 2.0.0's is in hooks/restore.sh.new"), "{}", r.stderr);
     assert_eq!(host.health(), "ok 2.0.0\n");
+}
+
+/// Appends YAML to a spec.
+fn append_to_spec(spec: &std::path::Path, yaml: &str) {
+    let mut text = std::fs::read_to_string(spec).unwrap();
+    text.push_str(yaml);
+    std::fs::write(spec, text).unwrap();
+}
+
+#[test]
+fn upgrade_from_is_enforced_and_rollback_restores_the_backup() {
+    let vendor = Vendor::new(&shared().registry);
+    let v1 = vendor.bundle("v1", &[]);
+    let v2 = vendor.bundle("v2", &[]);
+    // A 2.0.0 whose migrations need 1.5.0 to have run first.
+    let spec = vendor.app("v2");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    assert!(text.contains("upgrade_from: \">=1.0.0\""));
+    std::fs::write(&spec, text.replace(">=1.0.0", ">=1.5.0")).unwrap();
+    let needs_15 = vendor.dir.path().join("needs-1.5.bundle");
+    let r = vendor.build(&spec, &needs_15, &["-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let host = Host::new(None);
+    let dir = host.install_dir();
+    let pk = vendor.public_key.to_str().unwrap();
+    let port = format!("APP_PORT={}", host.port);
+    let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::fs::write(dir.join("data/customer.db"), b"rows written by 1.0.0").unwrap();
+
+    let before = tree_hash(&dir);
+    let r = host.install(&needs_15, &["--set", "ADMIN_EMAIL=a@b.c"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "demo 2.0.0 upgrades only from versions >=1.5.0, and 1.0.0 is installed; hint: first install 1.5.0"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(tree_hash(&dir), before, "a refused upgrade changes nothing");
+    assert_eq!(host.health(), "ok 1.0.0\n");
+
+    // The real upgrade backs up first; then 2.0.0 "migrates" the data.
+    let r = host.install(&v2, &["--set", "ADMIN_EMAIL=a@b.c"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("pre_upgrade hook wrote"), "{}", r.stderr);
+    std::fs::write(dir.join("data/customer.db"), b"rows migrated by 2.0.0").unwrap();
+
+    // Rolling back without --restore-data keeps the migrated data and says so.
+    let r = host.run(&["rollback"], &["--restore-data"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("migrations are forward-only")
+            && r.stderr.contains("restoring the matching backup")
+            && r.stderr.contains("restored data from"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(host.health(), "ok 1.0.0\n");
+    assert_eq!(
+        std::fs::read(dir.join("data/customer.db")).unwrap(),
+        b"rows written by 1.0.0",
+        "the backup taken before the upgrade is back"
+    );
+    // The restore hook's output is logged beside the backup it used.
+    let backups: Vec<_> = std::fs::read_dir(dir.join("backups"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(backups.len(), 1);
+    let log = std::fs::read_to_string(backups[0].path().join("restore.log")).unwrap();
+    assert!(log.contains("restored data from"), "{log}");
+
+    // With nothing left to roll back to, rollback says so.
+    let r = host.run(&["rollback"], &["--restore-data"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}
+
+#[test]
+fn a_bundled_newer_installer_replaces_itself_and_runs_the_install() {
+    let vendor = Vendor::new(&shared().registry);
+    let v1 = vendor.bundle("v1", &[]);
+    let host = Host::new(None);
+    let dir = host.install_dir();
+    let log = host.dir.path().join("reexec.log");
+    // The "new installer": a wrapper that records being run, then runs the
+    // real one (the same binary cannot report a newer version).
+    let wrapper = format!(
+        "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+        log.display(),
+        fixtures::harness::target_bin("installer").display()
+    );
+    let spec = vendor.app("v2");
+    std::fs::write(spec.with_file_name("installer-99"), &wrapper).unwrap();
+    append_to_spec(
+        &spec,
+        "installer:\n  src: installer-99\n  version: 99.0.0\n",
+    );
+    let v2 = vendor.dir.path().join("with-installer.bundle");
+    let r = vendor.build(&spec, &v2, &["-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let pk = vendor.public_key.to_str().unwrap();
+    let port = format!("APP_PORT={}", host.port);
+    let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // A bundle whose installer bytes do not match the manifest is refused.
+    let raw = zstd::decode_all(std::fs::File::open(&v2).unwrap()).unwrap();
+    let at = raw
+        .windows(wrapper.len())
+        .position(|w| w == wrapper.as_bytes())
+        .expect("the wrapper is in the archive");
+    let mut forged = raw.clone();
+    forged[at + 3] ^= 0x20;
+    let bad = host.dir.path().join("bad-installer.bundle");
+    std::fs::write(&bad, zstd::encode_all(&forged[..], 3).unwrap()).unwrap();
+    let before = tree_hash(&dir);
+    let r = host.install(&bad, &["--set", "ADMIN_EMAIL=a@b.c"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("entry files/bin/installer: sha256 mismatch"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(tree_hash(&dir), before);
+    assert!(!log.exists());
+
+    let r = host.install(&v2, &["--set", "ADMIN_EMAIL=a@b.c"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let line = format!(
+        "updated the installer: {} is now 99.0.0 (this one is 0.1.0); continuing with it",
+        std::fs::canonicalize(&dir)
+            .unwrap()
+            .join("bin/installer")
+            .display()
+    );
+    assert_eq!(r.stderr.matches(&line).count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("installed demo 2.0.0 (from 1.0.0)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(host.health(), "ok 2.0.0\n");
+    // The new binary ran once, with the same arguments.
+    let ran = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(ran.lines().count(), 1, "{ran}");
+    assert!(ran.starts_with("install "), "{ran}");
+    use std::os::unix::fs::PermissionsExt;
+    let md = std::fs::metadata(dir.join("bin/installer")).unwrap();
+    assert_eq!(md.permissions().mode() & 0o7777, 0o755);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("bin/installer")).unwrap(),
+        wrapper
+    );
+
+    // The same bundle again: the installer in place is already that one.
+    let r = host.install(&v2, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }

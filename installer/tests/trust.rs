@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use fixtures::harness::{capture, free_port, shared, target_bin, Dockerd, Vendor};
+use fixtures::harness::{capture, free_port, shared, target_bin, Dockerd, Host, Vendor};
 
 #[test]
 fn keys_can_be_added_and_revoked_and_backups_listed() {
@@ -145,4 +145,87 @@ fn keys_can_be_added_and_revoked_and_backups_listed() {
         .args(["compose", "-p", "demo", "down"])
         .current_dir(&dir)
         .output();
+}
+
+#[test]
+fn a_bundle_signed_by_the_current_key_rotates_to_the_next() {
+    let old = Vendor::new(&shared().registry);
+    let next = Vendor::new(&shared().registry);
+    let id_of = |v: &Vendor| {
+        let text = std::fs::read_to_string(&v.public_key).unwrap();
+        installer::minisign::PublicKey::parse(&text)
+            .unwrap()
+            .id
+            .to_string()
+    };
+    let (old_id, next_id) = (id_of(&old), id_of(&next));
+    let v1 = old.bundle("v1", &[]);
+    let v2_old_key = old.bundle("v2", &[]);
+    let v2_next_key = next.bundle("v2", &[]);
+    let build_with = |yaml: &str, name: &str| {
+        let spec = old.app("v2");
+        std::fs::copy(&next.public_key, spec.with_file_name("next.pub")).unwrap();
+        let mut text = std::fs::read_to_string(&spec).unwrap();
+        text.push_str(yaml);
+        std::fs::write(&spec, text).unwrap();
+        let out = old.dir.path().join(name);
+        let r = old.build(&spec, &out, &["-q"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        out
+    };
+    let revoke_only = build_with(&format!("trust:\n  revoke: [{old_id}]\n"), "revoke.bundle");
+    let rotate = build_with(
+        &format!("trust:\n  add: [next.pub]\n  revoke: [{old_id}]\n"),
+        "rotate.bundle",
+    );
+
+    let host = Host::new(None);
+    let port = format!("APP_PORT={}", host.port);
+    let pk = old.public_key.to_str().unwrap();
+    let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // Revoking the only key would lock the operator out: refused up front.
+    let r = host.install(&revoke_only, &["--set", "ADMIN_EMAIL=a@b.c"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "trust.revoke ({old_id}) would leave this install with no trusted key"
+        )),
+        "{}",
+        r.stderr
+    );
+
+    let r = host.install(&rotate, &["--set", "ADMIN_EMAIL=a@b.c"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "now trusting key {next_id} (carried by the bundle)"
+        )) && r
+            .stderr
+            .contains(&format!("revoked key {old_id} (as the bundle asks)")),
+        "{}",
+        r.stderr
+    );
+    let r = host.run(&["trust", "list"], &[]);
+    assert!(
+        r.stdout.contains(&format!("trusted {next_id}"))
+            && r.stdout.contains(&format!("revoked {old_id}"))
+            && !r.stdout.contains(&format!("trusted {old_id}")),
+        "{}",
+        r.stdout
+    );
+    // From now on the old key's bundles are refused and the next key's install.
+    let r = host.install(&v2_old_key, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "signed by key {old_id}, which was revoked on this host"
+        )),
+        "{}",
+        r.stderr
+    );
+    let r = host.install(&v2_next_key, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(host.health(), "ok 2.0.0\n");
 }

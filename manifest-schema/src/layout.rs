@@ -46,6 +46,8 @@ pub const STATE_DIR: &str = ".installer";
 pub const ENV_FILE: &str = ".env";
 /// Where pre-upgrade backups go inside an install dir.
 pub const BACKUPS_DIR: &str = "backups";
+/// Where a bundled installer binary goes inside an install dir.
+pub const INSTALLER_PATH: &str = "bin/installer";
 /// Paths (and their subtrees) that a bundle may never manage.
 pub const RESERVED: &[&str] = &[STATE_DIR, ENV_FILE, BACKUPS_DIR];
 /// Upper bound on the manifest's size, checked before it is read whole.

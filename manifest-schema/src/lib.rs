@@ -24,10 +24,13 @@ pub mod validate;
 pub mod version;
 
 pub use digest::{Digest, DigestError};
-pub use manifest::{Delta, Descriptor, FileEntry, ImageEntry, Manifest, Part, PartsIndex};
+pub use manifest::{
+    BundledInstaller, Delta, Descriptor, FileEntry, ImageEntry, Manifest, Part, PartsIndex,
+    TrustChange, TrustedKey,
+};
 pub use path::{PathError, RelPath};
 pub use reference::{ImageRef, RefError};
-pub use spec::{Spec, SpecFile, SpecImage};
+pub use spec::{Spec, SpecFile, SpecImage, SpecInstaller, SpecTrust};
 pub use types::{Compose, EnvVar, Generate, Health, Hooks, Platform};
 pub use validate::{validate_manifest, validate_spec, Problem};
 pub use version::{Version, VersionError, VersionReq};

@@ -44,6 +44,55 @@ pub struct Manifest {
     /// Set on a delta bundle: blobs left out because the target has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<Delta>,
+    /// Keys to trust, and keys to stop trusting, once this bundle installs.
+    #[serde(default, skip_serializing_if = "TrustChange::is_empty")]
+    pub trust: TrustChange,
+    /// The installer binary the bundle carries (one of `files`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installer: Option<BundledInstaller>,
+}
+
+/// A change to the install's trusted keys, signed like everything else: a
+/// vendor rotates keys by shipping the next key in a bundle signed by the
+/// current one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustChange {
+    /// Public keys to trust after a successful install.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<TrustedKey>,
+    /// Key ids (16 hex digits, as minisign prints them) to revoke after a
+    /// successful install.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoke: Vec<String>,
+}
+
+impl TrustChange {
+    /// True when the bundle changes no trust.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.revoke.is_empty()
+    }
+}
+
+/// One public key carried by a bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedKey {
+    /// Key id, 16 hex digits.
+    pub id: String,
+    /// The key line of a minisign public key file (base64).
+    pub key: String,
+}
+
+/// The installer binary a bundle carries, installed as
+/// [`crate::layout::INSTALLER_PATH`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BundledInstaller {
+    /// Its path among `files`.
+    pub path: RelPath,
+    /// Its version: an older installer replaces itself with this one.
+    pub version: Version,
 }
 
 /// One file in the archive.

@@ -42,6 +42,43 @@ pub struct Spec {
     /// Oldest installer that may install this bundle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_installer_version: Option<Version>,
+    /// Public keys to trust after this bundle installs (paths of minisign
+    /// `.pub` files), and key ids to revoke.
+    #[serde(default, skip_serializing_if = "SpecTrust::is_empty")]
+    pub trust: SpecTrust,
+    /// An installer binary to carry; installers older than `version` replace
+    /// themselves with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installer: Option<SpecInstaller>,
+}
+
+/// Trust changes of the spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpecTrust {
+    /// Paths of minisign public key files, relative to the spec's directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<String>,
+    /// Key ids to revoke (16 hex digits).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoke: Vec<String>,
+}
+
+impl SpecTrust {
+    /// True when the spec changes no trust.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.revoke.is_empty()
+    }
+}
+
+/// The installer binary to carry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpecInstaller {
+    /// Path of the (static) installer binary, relative to the spec's directory.
+    pub src: String,
+    /// The version it reports.
+    pub version: Version,
 }
 
 /// Default target platforms.

@@ -70,6 +70,22 @@ pub fn valid_env_key(key: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// True for a minisign key id as it prints: 16 hex digits.
+pub fn valid_key_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn check_revoke(p: &mut Problems, revoke: &[String]) {
+    for (i, id) in revoke.iter().enumerate() {
+        if !valid_key_id(id) {
+            p.push(
+                format!("trust.revoke[{i}]"),
+                format!("invalid key id {id:?}: expected 16 hex digits, as `installer trust list` prints them"),
+            );
+        }
+    }
+}
+
 /// Parses an octal mode string like `"0755"`.
 pub fn parse_mode(s: &str) -> Result<u32, String> {
     let m = u32::from_str_radix(s, 8)
@@ -285,6 +301,30 @@ pub fn validate_spec(spec: &Spec) -> Result<(), Vec<Problem>> {
             .map(|(i, f)| (format!("files[{i}].dest"), &f.dest)),
     );
     check_refs(&mut p, &spec.compose.files, &spec.hooks, &managed);
+    for (i, a) in spec.trust.add.iter().enumerate() {
+        if a.is_empty() {
+            p.push(format!("trust.add[{i}]"), "empty public key path");
+        }
+    }
+    check_revoke(&mut p, &spec.trust.revoke);
+    if let Some(inst) = &spec.installer {
+        if inst.src.is_empty() {
+            p.push("installer.src", "empty source path");
+        }
+        if let Some(i) = spec
+            .files
+            .iter()
+            .position(|f| f.dest.as_str() == crate::layout::INSTALLER_PATH)
+        {
+            p.push(
+                format!("files[{i}].dest"),
+                format!(
+                    "{} is where the bundled installer goes; hint: remove this file, `installer:` puts it there",
+                    crate::layout::INSTALLER_PATH
+                ),
+            );
+        }
+    }
     p.finish()
 }
 
@@ -354,6 +394,46 @@ pub fn validate_manifest(m: &Manifest) -> Result<(), Vec<Problem>> {
             );
         }
     }
+    for (i, k) in m.trust.add.iter().enumerate() {
+        if !valid_key_id(&k.id) {
+            p.push(
+                format!("trust.add[{i}].id"),
+                format!("invalid key id {:?}: expected 16 hex digits", k.id),
+            );
+        }
+        if k.key.is_empty() || k.key.len() > 64 {
+            p.push(
+                format!("trust.add[{i}].key"),
+                "expected the base64 key line of a minisign public key",
+            );
+        }
+    }
+    check_revoke(&mut p, &m.trust.revoke);
+    if let Some(inst) = &m.installer {
+        match m.files.iter().find(|f| f.path == inst.path) {
+            _ if inst.path.as_str() != crate::layout::INSTALLER_PATH => p.push(
+                "installer.path",
+                format!(
+                    "the bundled installer must be {}, not {:?}",
+                    crate::layout::INSTALLER_PATH,
+                    inst.path.as_str()
+                ),
+            ),
+            None => p.push(
+                "installer.path",
+                format!("{:?} is not in the file list", inst.path.as_str()),
+            ),
+            Some(f) if f.mode != 0o755 => p.push(
+                "installer.path",
+                format!(
+                    "{:?} has mode {:04o}, expected 0755",
+                    f.path.as_str(),
+                    f.mode
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
     if let Some(d) = &m.delta {
         let all: BTreeSet<_> = m.all_blobs().into_iter().map(|d| &d.digest).collect();
         for (i, b) in d.present_blobs.iter().enumerate() {
@@ -403,6 +483,8 @@ mod tests {
             hooks: Hooks::default(),
             upgrade_from: None,
             min_installer_version: None,
+            trust: Default::default(),
+            installer: None,
         }
     }
 
@@ -446,6 +528,8 @@ mod tests {
             hooks: Hooks::default(),
             upgrade_from: None,
             delta: None,
+            trust: Default::default(),
+            installer: None,
         }
     }
 
@@ -478,6 +562,10 @@ mod tests {
         "env[0].key: invalid key \"1X\": use [A-Za-z_][A-Za-z0-9_]*")]
     #[case::duplicate_image(|s: &mut Spec| { let i = s.images[0].clone(); s.images.push(i) },
         "images[1]: image name \"127.0.0.1:5000/demo/web:1.0.0\" also given by images[0]")]
+    #[case::revoke_id(|s: &mut Spec| s.trust.revoke.push("nothex".into()),
+        "trust.revoke[0]: invalid key id \"nothex\": expected 16 hex digits, as `installer trust list` prints them")]
+    #[case::installer_dest(|s: &mut Spec| { s.installer = Some(crate::SpecInstaller { src: "installer".into(), version: "1.0.0".parse().unwrap() }); let mut f = s.files[0].clone(); f.dest = rel("bin/installer"); s.files.push(f) },
+        "files[1].dest: bin/installer is where the bundled installer goes; hint: remove this file, `installer:` puts it there")]
     fn spec_rules(#[case] edit: fn(&mut Spec), #[case] message: &str) {
         let mut s = spec();
         edit(&mut s);
@@ -501,6 +589,12 @@ mod tests {
         "layout[0].path: unexpected layout entry \"images/evil\"")]
     #[case::delta_unknown(|m: &mut Manifest| m.delta = Some(crate::Delta { base_version: "0.9.0".parse().unwrap(), present_blobs: vec![Digest::from_sha256_bytes(&[1; 32])] }),
         "delta.present_blobs[0]: blob sha256:0101010101010101010101010101010101010101010101010101010101010101 is not used by any image")]
+    #[case::installer_missing(|m: &mut Manifest| m.installer = Some(crate::BundledInstaller { path: rel("bin/installer"), version: "1.0.0".parse().unwrap() }),
+        "installer.path: \"bin/installer\" is not in the file list")]
+    #[case::installer_elsewhere(|m: &mut Manifest| m.installer = Some(crate::BundledInstaller { path: rel("docker-compose.yml"), version: "1.0.0".parse().unwrap() }),
+        "installer.path: the bundled installer must be bin/installer, not \"docker-compose.yml\"")]
+    #[case::trust_id(|m: &mut Manifest| m.trust.add.push(crate::TrustedKey { id: "12".into(), key: "RWQ=".into() }),
+        "trust.add[0].id: invalid key id \"12\": expected 16 hex digits")]
     fn manifest_rules(#[case] edit: fn(&mut Manifest), #[case] message: &str) {
         let mut m = manifest();
         edit(&mut m);
