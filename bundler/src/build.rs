@@ -20,8 +20,8 @@ use installer::minisign::PublicKey;
 use installer::tarfmt::TarWriter;
 use manifest_schema::layout;
 use manifest_schema::{
-    BundledInstaller, Descriptor, Digest, FileEntry, ImageEntry, ImageRef, Manifest, Platform,
-    RelPath, Spec, TrustChange, TrustedKey, Version,
+    BundledInstaller, Delta, Descriptor, Digest, FileEntry, ImageEntry, ImageRef, Inventory,
+    Manifest, Platform, RelPath, Spec, TrustChange, TrustedKey, Version,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -93,6 +93,8 @@ pub struct BuildOptions {
     pub threads: u32,
     /// Split into parts of at most this many bytes.
     pub split_size: Option<u64>,
+    /// Build a delta against this inventory (`installer inventory`).
+    pub have: Option<PathBuf>,
 }
 
 /// A file to put in the bundle.
@@ -122,6 +124,8 @@ pub struct BuildPlan {
     pub spec: Spec,
     /// Trust changes, with the keys read.
     pub trust: TrustChange,
+    /// The target's inventory, for a delta.
+    pub have: Option<Inventory>,
     /// Files, sorted by destination.
     pub files: Vec<PlannedFile>,
     /// Images.
@@ -153,9 +157,23 @@ pub struct BuildSummary {
     pub downloaded: usize,
     /// Signing key id.
     pub key_id: String,
+    /// Set for a delta build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaSummary>,
     /// Parts and their signed index, when split.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PathBuf>,
+}
+
+/// What a delta build left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeltaSummary {
+    /// The installed version it is a delta against.
+    pub base_version: String,
+    /// Blobs left out.
+    pub left_out: usize,
+    /// Their total size.
+    pub left_out_bytes: u64,
 }
 
 /// Checks the spec and options; reads nothing from the network.
@@ -272,14 +290,45 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
             )));
         }
     }
+    let have = match &opts.have {
+        Some(p) => Some(load_inventory(p, &spec)?),
+        None => None,
+    };
     Ok(BuildPlan {
         spec,
         trust,
+        have,
         files,
         images,
         platforms,
         opts,
     })
+}
+
+fn load_inventory(p: &Path, spec: &Spec) -> Result<Inventory, BuildError> {
+    let text = std::fs::read(p).map_err(io_err(p))?;
+    let inv: Inventory = serde_json::from_slice(&text).map_err(|e| {
+        BuildError::Option(format!(
+            "--have {}: not an inventory: {e}; hint: write one with `installer inventory --dir DIR -o have.json` on the target",
+            p.display()
+        ))
+    })?;
+    let bad = |why: String| BuildError::Option(format!("--have {}: {why}", p.display()));
+    if inv.format != layout::FORMAT_VERSION {
+        return Err(bad(format!("unsupported inventory format {}", inv.format)));
+    }
+    if inv.name != spec.name {
+        return Err(bad(format!(
+            "the target has {:?} installed, this spec builds {:?}; hint: take the inventory from an install of {}",
+            inv.name, spec.name, spec.name
+        )));
+    }
+    if inv.version.is_none() {
+        return Err(bad(
+            "nothing is installed on the target; hint: ship the full bundle".into(),
+        ));
+    }
+    Ok(inv)
 }
 
 fn sha(b: &[u8]) -> Digest {
@@ -375,6 +424,17 @@ pub async fn execute(
         }
     }
     blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    // A delta leaves out what the target has; those blobs need no pull.
+    let present: Vec<Descriptor> = match &plan.have {
+        Some(inv) => {
+            let have: std::collections::BTreeSet<&Digest> = inv.blobs.iter().collect();
+            let (p, carried): (Vec<Descriptor>, Vec<Descriptor>) =
+                blobs.into_iter().partition(|b| have.contains(&b.digest));
+            blobs = carried;
+            p
+        }
+        None => Vec::new(),
+    };
     let to_fetch: u64 = blobs
         .iter()
         .filter(|d| !puller.cache().has(d))
@@ -384,16 +444,20 @@ pub async fn execute(
     let downloaded = puller.fetch(&image_of, &blobs).await?;
     let cache = puller.cache().clone();
     tokio::task::spawn_blocking(move || {
-        write(plan, entries, blobs, &cache, &key, reporter, downloaded)
+        write(
+            plan, entries, blobs, present, &cache, &key, reporter, downloaded,
+        )
     })
     .await
     .map_err(|e| BuildError::Option(format!("writer thread: {e}")))?
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write(
     plan: BuildPlan,
     images: Vec<ImageEntry>,
     blobs: Vec<Descriptor>,
+    present: Vec<Descriptor>,
     cache: &Cache,
     key: &SecretKey,
     reporter: Arc<dyn Reporter>,
@@ -449,7 +513,13 @@ fn write(
         health: spec.health.clone(),
         hooks: spec.hooks.clone(),
         upgrade_from: spec.upgrade_from.clone(),
-        delta: None,
+        delta: match (&plan.have, present.is_empty()) {
+            (Some(inv), false) => Some(Delta {
+                base_version: inv.version.clone().expect("checked in plan"),
+                present_blobs: present.iter().map(|d| d.digest.clone()).collect(),
+            }),
+            _ => None,
+        },
         trust: plan.trust.clone(),
         installer: spec.installer.as_ref().map(|i| BundledInstaller {
             path: RelPath::new(layout::INSTALLER_PATH).expect("constant"),
@@ -586,6 +656,11 @@ fn write(
         blobs: blobs.len(),
         downloaded,
         key_id,
+        delta: manifest.delta.as_ref().map(|d| DeltaSummary {
+            base_version: d.base_version.to_string(),
+            left_out: present.len(),
+            left_out_bytes: present.iter().map(|p| p.size).sum(),
+        }),
         parts,
     })
 }

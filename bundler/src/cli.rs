@@ -125,6 +125,10 @@ pub enum Command {
         /// Split into parts of at most SIZE (K, M, G, Ki, Mi, Gi), e.g. 3900Mi for FAT32.
         #[arg(long, value_parser = manifest_schema::parse_size)]
         split_size: Option<u64>,
+        /// Build a delta: leave out every blob this inventory (`installer
+        /// inventory`) says the target already has.
+        #[arg(long, value_name = "HAVE.json")]
+        have: Option<PathBuf>,
         /// Print the summary as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -285,6 +289,7 @@ pub fn run(cli: Cli) -> Result<()> {
             platform,
             threads,
             split_size,
+            have,
             json,
             registry,
         } => {
@@ -309,6 +314,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 source_date_epoch,
                 threads,
                 split_size,
+                have,
             };
             let mut plan = build::plan(opts)?;
             if out.as_os_str().is_empty() {
@@ -330,6 +336,14 @@ pub fn run(cli: Cli) -> Result<()> {
             } else if !cli.quiet {
                 for p in &summary.parts {
                     eprintln!("wrote {}", p.display());
+                }
+                if let Some(d) = &summary.delta {
+                    eprintln!(
+                        "delta against {}: {} blobs ({}) left out, the target has them",
+                        d.base_version,
+                        d.left_out,
+                        human(d.left_out_bytes)
+                    );
                 }
                 eprintln!(
                     "built {} ({}, {} images, {} blobs, {} downloaded), signed by key {}\nsha256 {}",

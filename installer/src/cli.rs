@@ -128,6 +128,18 @@ pub enum Command {
         #[command(subcommand)]
         action: TrustAction,
     },
+    /// Write what this install holds (version, image blobs) for a delta build
+    /// (`bundler build --have`).
+    Inventory {
+        /// Install dir.
+        #[arg(long)]
+        dir: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Output file (default: stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// List the pre-upgrade backups of an install.
     Backups {
         /// Install dir.
@@ -361,6 +373,31 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Trust { action } => trust(action, &report),
+        Command::Inventory {
+            dir,
+            engine: eargs,
+            output,
+        } => {
+            let engine = engine(&eargs).ok();
+            let inv = install::inventory(&dir, engine.as_deref())?;
+            let mut text = serde_json::to_string_pretty(&inv)?;
+            text.push('\n');
+            match output {
+                Some(p) => {
+                    crate::state::write_atomic(&p, text.as_bytes(), 0o644)
+                        .with_context(|| p.display().to_string())?;
+                    report.step(&format!(
+                        "{}: {} {} with {} blobs in the installer's store; carry it to the vendor for `bundler build --have`",
+                        p.display(),
+                        inv.name,
+                        inv.version.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        inv.blobs.len()
+                    ));
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
         Command::Backups { dir } => {
             let b = dir.join(manifest_schema::layout::BACKUPS_DIR);
             let mut v: Vec<_> = match std::fs::read_dir(&b) {

@@ -512,6 +512,7 @@ pub fn install(
                 Err(e) => problems.push(format!("cannot measure free space in {}: {e}", opts.dir.display())),
             }
             check_trust_change(&m.trust, &keys, &revoked, &mut problems);
+            check_delta(&sd, m, &mut problems);
             let old_env = old_manifest.as_ref().map(|o| o.env.as_slice()).unwrap_or(&[]);
             env_plan = envfile::plan(&env_text, &m.env, old_env, &opts.set, envfile::generate_secret);
             check_env_plan(&env_plan, &mut problems);
@@ -714,6 +715,80 @@ impl From<BundleError> for InstallError {
             path: PathBuf::new(),
             source: e,
         }
+    }
+}
+
+/// What an install holds, for a delta build: its version and the blobs in
+/// the installer's store (and, for information, the engine's image IDs).
+pub fn inventory(
+    dir: &Path,
+    engine: Option<&dyn Engine>,
+) -> Result<manifest_schema::Inventory, InstallError> {
+    let sd = StateDir::new(dir);
+    if !sd.exists() {
+        return Err(InstallError::Input(format!(
+            "{} is not an install (no {STATE_DIR}/ state); hint: a first install needs the full bundle",
+            dir.display()
+        )));
+    }
+    let state = sd.load()?;
+    let mut blobs = Vec::new();
+    let store = sd.root.join("blobs/sha256");
+    if let Ok(rd) = std::fs::read_dir(&store) {
+        for e in rd.flatten() {
+            if let Ok(d) = format!("sha256:{}", e.file_name().to_string_lossy()).parse::<Digest>() {
+                blobs.push(d);
+            }
+        }
+    }
+    blobs.sort();
+    let mut engine_images: Vec<Digest> = engine
+        .and_then(|e| e.images().ok())
+        .map(|m| m.into_keys().filter_map(|id| id.parse().ok()).collect())
+        .unwrap_or_default();
+    engine_images.sort();
+    Ok(manifest_schema::Inventory {
+        format: layout::FORMAT_VERSION,
+        name: state.name.clone(),
+        version: state.current.as_ref().map(|r| r.version.clone()),
+        created: state::now(),
+        blobs,
+        engine_images,
+    })
+}
+
+/// A delta bundle may leave out only blobs this host keeps: names the ones
+/// missing from the installer's store (or of the wrong size).
+fn check_delta(sd: &StateDir, m: &Manifest, problems: &mut Vec<String>) {
+    let Some(d) = &m.delta else { return };
+    let sizes: BTreeMap<&Digest, (u64, &str)> = m
+        .images
+        .iter()
+        .flat_map(|i| {
+            i.blobs()
+                .map(move |b| (&b.digest, (b.size, i.name.as_str())))
+        })
+        .collect();
+    let missing: Vec<String> = d
+        .present_blobs
+        .iter()
+        .filter(|b| {
+            let want = sizes.get(b).map(|s| s.0);
+            std::fs::metadata(sd.blob(b)).map(|md| Some(md.len())).ok() != Some(want)
+        })
+        .map(|b| format!("{b} ({})", sizes.get(b).map(|s| s.1).unwrap_or("?")))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "this is a delta against {} {}: {} of the {} blobs it leaves out are not on this host: {}; hint: install {} {} first, or use the full bundle",
+            m.name,
+            d.base_version,
+            missing.len(),
+            d.present_blobs.len(),
+            missing.join(", "),
+            m.name,
+            d.base_version
+        ));
     }
 }
 

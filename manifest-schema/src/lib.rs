@@ -25,8 +25,8 @@ pub mod version;
 
 pub use digest::{Digest, DigestError};
 pub use manifest::{
-    BundledInstaller, Delta, Descriptor, FileEntry, ImageEntry, Manifest, Part, PartsIndex,
-    TrustChange, TrustedKey,
+    BundledInstaller, Delta, Descriptor, FileEntry, ImageEntry, Inventory, Manifest, Part,
+    PartsIndex, TrustChange, TrustedKey,
 };
 pub use path::{PathError, RelPath};
 pub use reference::{ImageRef, RefError};
@@ -55,6 +55,14 @@ pub fn manifest_schema() -> String {
 pub fn parts_schema() -> String {
     let mut s = serde_json::to_string_pretty(&schemars::schema_for!(PartsIndex))
         .expect("schema serializes");
+    s.push('\n');
+    s
+}
+
+/// The JSON Schema of [`Inventory`], pretty-printed with a trailing newline.
+pub fn inventory_schema() -> String {
+    let mut s =
+        serde_json::to_string_pretty(&schemars::schema_for!(Inventory)).expect("schema serializes");
     s.push('\n');
     s
 }

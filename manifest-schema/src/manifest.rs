@@ -225,3 +225,26 @@ pub struct Part {
     /// sha256 of the part.
     pub sha256: Digest,
 }
+
+/// What a target holds (`installer inventory`), the input of a delta build
+/// (`bundler build --have`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    /// Format version.
+    pub format: u32,
+    /// Installed product, empty when nothing is installed.
+    pub name: String,
+    /// Installed version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+    /// When the inventory was taken, RFC 3339 UTC.
+    pub created: String,
+    /// Blobs in the installer's own store (kept for the current and the
+    /// previous release): a delta may leave these out.
+    pub blobs: Vec<Digest>,
+    /// Image IDs (config digests) the engine holds; informational: a delta
+    /// relies only on `blobs`, which the installer keeps itself.
+    #[serde(default)]
+    pub engine_images: Vec<Digest>,
+}

@@ -50,3 +50,8 @@ fn manifest_schema_is_committed() {
 fn parts_schema_is_committed() {
     check("parts.schema.json", manifest_schema::parts_schema());
 }
+
+#[test]
+fn inventory_schema_is_committed() {
+    check("inventory.schema.json", manifest_schema::inventory_schema());
+}
