@@ -20,7 +20,10 @@ echo "== fmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo build --workspace --all-targets --locked
+# The test binaries carry the installer's fault points (compiled out of the
+# shipped static binary); tests/crash.rs switches them on with FAILPOINTS.
+features=(--features installer/failpoints)
+cargo build --workspace --all-targets --locked "${features[@]}"
 echo "== static installer"
 scripts/build-static.sh
 
@@ -34,4 +37,4 @@ cargo run -q --locked -p fixtures -- push "$TEST_REGISTRY" >/dev/null
 cargo run -q --locked -p fixtures -- push "$TEST_AUTH_REGISTRY" "$TEST_AUTH_USER" "$TEST_AUTH_PASSWORD" >/dev/null
 
 echo "== tests"
-cargo nextest run --workspace --locked --no-fail-fast "$@"
+cargo nextest run --workspace --locked --no-fail-fast "${features[@]}" "$@"

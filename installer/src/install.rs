@@ -38,6 +38,35 @@ use crate::state::{
 };
 use crate::tarfmt::TarWriter;
 
+/// The argument of the test-only fault point `name`, when it is switched on
+/// (`FAILPOINTS=name=return(arg)`, with the `failpoints` feature; compiled
+/// out otherwise).
+pub fn fault_on(name: &str) -> Option<String> {
+    #[cfg(feature = "failpoints")]
+    {
+        fail::eval(name, Option::unwrap_or_default)
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        None
+    }
+}
+
+/// A fault point: `FAILPOINTS=NAME=return` makes it return `$err`;
+/// `NAME=return(crash)` aborts the process on the spot, with no cleanup, as
+/// a power cut or `kill -9` would.
+macro_rules! fault {
+    ($name:literal, $err:expr) => {
+        if let Some(arg) = crate::install::fault_on($name) {
+            if arg == "crash" {
+                std::process::abort();
+            }
+            return $err;
+        }
+    };
+}
+
 /// The installer's own version.
 pub const INSTALLER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -238,9 +267,10 @@ impl StagingSink {
 
 impl EntrySink for StagingSink {
     fn begin(&mut self, _name: &str, kind: EntryKind<'_>) -> io::Result<()> {
-        fail::fail_point!("extract-entry", |_| Err(io::Error::other(
-            "failpoint extract-entry"
-        )));
+        fault!(
+            "extract-entry",
+            Err(io::Error::other("fault point extract-entry"))
+        );
         let p = self.target(kind);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)?;
@@ -279,6 +309,30 @@ impl Drop for Cleanup {
             for p in &self.paths {
                 let _ = std::fs::remove_dir_all(p);
             }
+        }
+    }
+}
+
+/// Under the lock, anything in the staging dir is left from a crashed install.
+fn clear_staging(sd: &StateDir) {
+    if let Ok(rd) = std::fs::read_dir(sd.staging()) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Clears the journal when an install stops (by an error, not a crash)
+/// before it changed anything.
+struct ClearJournal<'a> {
+    sd: &'a StateDir,
+    armed: bool,
+}
+
+impl Drop for ClearJournal<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.sd.clear_journal();
         }
     }
 }
@@ -436,8 +490,8 @@ pub fn install(
             },
             crate::parts::OpenError::Parts(p) => InstallError::Parts(p),
         })?;
+    clear_staging(&sd);
     let staging = sd.staging().join(format!("{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
     let staging_cleanup = Cleanup {
         paths: vec![staging.clone()],
         armed: true,
@@ -455,6 +509,10 @@ pub fn install(
     };
     let installed_version = state.current.as_ref().map(|r| r.version.clone());
 
+    let mut journal_guard = ClearJournal {
+        sd: &sd,
+        armed: true,
+    };
     let verified: VerifiedManifest = bundle::read_bundle::<InstallError>(
         input,
         &keys,
@@ -502,7 +560,7 @@ pub fn install(
             }
             let need = m.payload_size() + m.payload_size() / 10 + (16 << 20);
             match free_space(&sd.root) {
-                Ok(free) if free < need => problems.push(format!(
+                Ok(free) if free < need && fault_on("ignore-free-space").is_none() => problems.push(format!(
                     "not enough free space in {}: {} needed, {} free; hint: free space or install elsewhere",
                     opts.dir.display(),
                     need,
@@ -516,11 +574,13 @@ pub fn install(
             let old_env = old_manifest.as_ref().map(|o| o.env.as_slice()).unwrap_or(&[]);
             env_plan = envfile::plan(&env_text, &m.env, old_env, &opts.set, envfile::generate_secret);
             check_env_plan(&env_plan, &mut problems);
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                Err(InstallError::Preflight(problems))
+            if !problems.is_empty() {
+                return Err(InstallError::Preflight(problems));
             }
+            // From here an interrupted install is on record, so that
+            // `installer rollback` restores what runs now, whatever the phase.
+            sd.create()?;
+            journal(&sd, "install", installed_version.as_ref(), &m.version, "verifying")
         },
         &mut sink,
     )
@@ -566,9 +626,11 @@ pub fn install(
     cleanup.armed = false;
     let from = state.current.as_ref().map(|r| r.version.clone());
     journal(&sd, "install", from.as_ref(), &m.version, "staged")?;
-    fail::fail_point!("after-stage", |_| Err(InstallError::Input(
-        "failpoint after-stage".into()
-    )));
+    journal_guard.armed = false;
+    fault!(
+        "after-stage",
+        Err(InstallError::Input("fault point after-stage".into()))
+    );
 
     let mut notes = Vec::new();
     // Back up first.
@@ -983,7 +1045,7 @@ fn apply_release(
         "images",
     )
     .map_err(|e| fail_from(e.to_string()))?;
-    fail::fail_point!("after-images", |_| Err(fail_from("failpoint after-images")));
+    fault!("after-images", Err(fail_from("fault point after-images")));
     check("image loading")?;
     let kept = apply_files(sd, state, m).map_err(|e| fail_from(format!("replacing files: {e}")))?;
     for k in kept {
@@ -998,10 +1060,10 @@ fn apply_release(
         "files",
     )
     .map_err(|e| fail_from(e.to_string()))?;
-    fail::fail_point!("after-files", |_| Err(fail_from("failpoint after-files")));
+    fault!("after-files", Err(fail_from("fault point after-files")));
     check("file replacement")?;
     up_and_wait(sd, engine, m, opts, report)?;
-    fail::fail_point!("after-health", |_| Err(fail_from("failpoint after-health")));
+    fault!("after-health", Err(fail_from("fault point after-health")));
     Ok((images, loaded))
 }
 
@@ -1522,6 +1584,7 @@ pub fn rollback(
         )));
     }
     let _lock = sd.lock()?;
+    clear_staging(&sd);
     let mut state = sd.load()?;
     let iopts = InstallOptions {
         dir: opts.dir.clone(),
