@@ -776,6 +776,11 @@ impl<W: Write> Encoder<W> {
                     threads
                 };
                 e.multithread(workers)?;
+                // Bounded memory: zstd's default job is 4 windows (32 MiB at
+                // window_log 23), and each worker holds input and output
+                // for a job or two; 8 MiB jobs keep the whole encoder near
+                // 64 MiB with both cores busy.
+                e.set_parameter(zstd::zstd_safe::CParameter::JobSize(8 << 20))?;
                 e.include_checksum(true)?;
                 // Keep the window within what the installer accepts.
                 e.window_log(installer::bundle::ZSTD_WINDOW_LOG_MAX.min(23))?;

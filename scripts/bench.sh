@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# scripts/bench.sh [MIB]: the performance benchmark (issue #8).
+#
+# Builds a corpus of about MIB MiB (default 1536; pass 6144 for the 4x run):
+# three images whose layers are ~60% gzip'd tars of real files, ~30% plain
+# tars and ~10% random bytes, plus app:2 (one image of three changed). Pushes
+# them to a loopback registry, starts a private dockerd, and measures, with
+# the contenders interleaved (A B C A B C ...), BENCH_RUNS times (default 3):
+#   build-warm   bundler build (warm cache) | seeds: sha256sum + tar czf |
+#                best: tar | zstd -3 -T0 with parallel openssl sha256 + sign
+#   build-cold   bundler build (empty cache) | skopeo copy to oci: + tar | zstd
+#   verify       installer verify | zstd -d, tar x, sha256sum -c
+#   extract      installer install up to "verified" (streamed into staging) |
+#                zstd -d | tar x, then parallel openssl sha256 | seeds: tar xzf + sha256sum -c
+#   load         installer install's image loading | docker load of skopeo docker-archives
+#   upgrade      installer install 2.0.0 over 1.0.0 (one image changed) | full install
+# and peak RSS of every command. Prints a table (median, min, max, MB/s,
+# ratios) and writes it as JSON to $BENCH_OUT (default target/bench-MIB.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+mib=${1:-1536}
+runs=${BENCH_RUNS:-3}
+root=$PWD
+out_json=${BENCH_OUT:-$root/target/bench-$mib.json}
+work=${BENCH_DIR:-/tmp/bench}
+mkdir -p "$work"
+export LC_ALL=C
+
+scripts/install-deps.sh >/dev/null
+cargo build -q --release --locked -p bundler -p installer -p fixtures
+B=$root/target/release/bundler
+I=$root/target/release/installer
+F=$root/target/release/fixtures
+
+state=$work/state
+cleanup() {
+  if [ -d "$state/dk" ]; then
+    for d in "$work"/opt*; do
+      [ -d "$d" ] && (cd "$d" && DOCKER_HOST="unix://$state/dk/docker.sock" /usr/bin/docker compose -p bench down >/dev/null 2>&1) || true
+    done
+    scripts/dockerd.sh stop "$state/dk" || true
+  fi
+  scripts/registry.sh stop "$state/registry" || true
+  rm -rf "$state" "$work"/opt* "$work"/x.* "$work"/out.*
+}
+trap cleanup EXIT INT TERM
+rm -rf "$state"; mkdir -p "$state"
+say() { printf '== %s\n' "$*" >&2; }
+
+corpus=$work/corpus-$mib
+if [ ! -f "$corpus/index.json" ]; then
+  say "building the corpus ($mib MiB) in $corpus"
+  "$F" bench-corpus "$corpus.tmp" "$mib" >/dev/null
+  rm -rf "$corpus"; mv "$corpus.tmp" "$corpus"
+fi
+
+say "registry and dockerd"
+reg=127.0.0.1:$(free_port)
+scripts/registry.sh start "$state/registry" "${reg#*:}" >/dev/null
+for t in app-1 app-2 db-1 cache-1; do
+  skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$corpus:$t" "docker://$reg/bench/${t%-*}:${t##*-}"
+done
+scripts/dockerd.sh start "$state/dk" >/dev/null
+export DOCKER_HOST=unix://$state/dk/docker.sock INSTALLER_DOCKER=/usr/bin/docker
+D() { /usr/bin/docker "$@"; }
+
+say "vendor side: key, specs, warm cache"
+digest() { python3 -c 'import json,sys; print([m["digest"] for m in json.load(open(sys.argv[1]))["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"]==sys.argv[2]][0])' "$corpus/index.json" "$1"; }
+"$B" keygen --unencrypted --secret-key "$state/v.key" --public-key "$state/v.pub" >/dev/null 2>&1
+minisign -G -W -p "$state/m.pub" -s "$state/m.key" >/dev/null 2>&1 </dev/null
+spec() { # spec DIR VERSION APPTAG
+  mkdir -p "$1"
+  cat >"$1/docker-compose.yml" <<EOF
+services:
+  app: {image: "bench/app:$3", restart: "no", stop_signal: SIGKILL}
+  db: {image: "bench/db:1", restart: "no", stop_signal: SIGKILL}
+  cache: {image: "bench/cache:1", restart: "no", stop_signal: SIGKILL}
+EOF
+  cat >"$1/bundle.yaml" <<EOF
+name: bench
+version: $2
+images:
+  - {ref: "$reg/bench/app:$3@$(digest "app-$3")", name: "bench/app:$3"}
+  - {ref: "$reg/bench/db:1@$(digest db-1)", name: "bench/db:1"}
+  - {ref: "$reg/bench/cache:1@$(digest cache-1)", name: "bench/cache:1"}
+compose: {project: bench, files: [docker-compose.yml]}
+files: [{src: docker-compose.yml, dest: docker-compose.yml}]
+EOF
+}
+spec "$state/v1" 1.0.0 1
+spec "$state/v2" 2.0.0 2
+export BUNDLER_CACHE_DIR=$state/cache
+build() { "$B" -q build "$1/bundle.yaml" --key "$state/v.key" -o "$2" --insecure-registry "$reg" "${@:3}"; }
+build "$state/v1" "$state/v1.bundle"
+build "$state/v2" "$state/v2.bundle"
+
+# The baselines' input: the same three images as an OCI layout on disk.
+lay=$state/layout
+for t in app-1 db-1 cache-1; do skopeo copy -q --preserve-digests --dest-oci-accept-uncompressed-layers "oci:$corpus:$t" "oci:$lay:$t"; done
+bytes=$(du -sb --apparent-size "$lay" | cut -f1)
+for t in app-1 db-1 cache-1; do
+  skopeo copy -q "oci:$corpus:$t" "docker-archive:$state/$t.tar:bench/${t%-*}:${t##*-}"
+done
+(cd "$lay" && find . -type f -print0 | sort -z | xargs -0 sha256sum >"$state/SHA256SUMS")
+tar czf "$state/seeds.tgz" -C "$lay" . && cp "$state/SHA256SUMS" "$state/seeds.sums"
+tar cf - -C "$lay" . | zstd -q -3 -T0 -o "$state/best.tar.zst" -f
+cp "$state/SHA256SUMS" "$state/best.sums"
+
+results=$state/results.tsv
+: >"$results"
+# record GROUP CONTENDER SECONDS RSS_KB
+record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$results"; }
+# timed GROUP CONTENDER CMD...: wall time and peak RSS (largest process) of CMD
+timed() {
+  local g=$1 c=$2; shift 2
+  sync; /usr/bin/time -f '%e %M' -o "$state/time" "$@" >/dev/null 2>"$state/err" || { cat "$state/err" >&2; die "$g/$c failed"; }
+  read -r s k <"$state/time"; record "$g" "$c" "$s" "$k"
+}
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+fresh() { rm -rf "$work"/x.*; mktemp -d "$work/x.XXXXXX"; }
+hash_tree() { (cd "$1" && find . -type f -print0 | xargs -0 -P2 -n 16 openssl dgst -sha256 -r >/dev/null); }
+export -f hash_tree
+engine_reset() {
+  for d in "$work"/opt*; do
+    [ -d "$d" ] && (cd "$d" && D compose -p bench down >/dev/null 2>&1) || true
+  done
+  rm -rf "$work"/opt*
+  D rmi -f $(D images -aq) >/dev/null 2>&1 || true
+  sync
+}
+# installer_run GROUPPREFIX BUNDLE DIR [ARGS]: one install, stamped, and its phases
+installer_run() {
+  local tag=$1 bundle=$2 dir=$3; shift 3
+  local t0 log=$state/install.log
+  t0=$EPOCHREALTIME
+  /usr/bin/time -f '%e %M' -o "$state/time" "$I" install "$bundle" --dir "$dir" --yes "$@" 2>&1 |
+    while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done >"$log"
+  grep -q "installed bench" "$log" || { cat "$log" >&2; die "install failed"; }
+  read -r s k <"$state/time"
+  local tv tl te
+  tv=$(awk '/ verified bench/ {print $1; exit}' "$log")
+  tl=$(awk '/ starting bench/ {print $1; exit}' "$log")
+  te=$(awk '/ installed bench/ {print $1; exit}' "$log")
+  echo "$tag $t0 $tv $tl $te $s $k"
+}
+
+for run in $(seq 1 "$runs"); do
+  say "run $run of $runs"
+  # 1. build with a warm cache
+  timed build-warm bundler "$B" -q build "$state/v1/bundle.yaml" --key "$state/v.key" -o "$work/out.b.bundle" --insecure-registry "$reg"
+  timed build-warm seeds-sha256sum+tar-czf bash -c "cd '$lay' && find . -type f -print0 | sort -z | xargs -0 sha256sum >'$work/out.sums' && tar czf '$work/out.tgz' ."
+  timed build-warm best-tar-zstd+openssl bash -c "(tar cf - -C '$lay' . | zstd -q -3 -T0 -o '$work/out.tar.zst' -f) & (hash_tree '$lay' >'$work/out.sums'); wait; minisign -S -s '$state/m.key' -m '$work/out.sums' >/dev/null </dev/null"
+  # 2. cold cache
+  rm -rf "$state/cold"
+  timed build-cold bundler env BUNDLER_CACHE_DIR="$state/cold" "$B" -q build "$state/v1/bundle.yaml" --key "$state/v.key" -o "$work/out.c.bundle" --insecure-registry "$reg"
+  rm -rf "$work/out.oci"
+  timed build-cold skopeo-copy+tar-zstd bash -c "for i in app:1 db:1 cache:1; do skopeo copy -q --src-tls-verify=false --dest-oci-accept-uncompressed-layers docker://$reg/bench/\$i oci:$work/out.oci:\${i/:/-}; done; tar cf - -C '$work/out.oci' . | zstd -q -3 -T0 -o '$work/out.tar.zst' -f"
+  rm -rf "$state/cold" "$work/out.oci"
+  # 3. verify
+  timed verify installer "$I" verify "$state/v1.bundle" --public-key "$state/v.pub"
+  x=$(fresh)
+  timed verify two-pass-zstd-d+tar-x+sha256sum-c bash -c "zstd -q -d '$state/best.tar.zst' -o '$x/t.tar' && mkdir '$x/d' && tar xf '$x/t.tar' -C '$x/d' && cd '$x/d' && sha256sum -c --quiet '$state/best.sums'"
+  # 4 + 5. a full install (extraction and loading phases), the baselines
+  engine_reset
+  line=$(installer_run full "$state/v1.bundle" "$work/opt1" --public-key "$state/v.pub")
+  read -r _ t0 tv tl te s k <<<"$line"
+  record extract installer "$(sub "$tv" "$t0")" "$k"
+  record load installer "$(sub "$tl" "$tv")" "$k"
+  record upgrade full-install-1.0.0 "$s" "$k"
+  x=$(fresh)
+  timed extract zstd-d-tar-x+openssl bash -c "mkdir '$x/d' && zstd -q -d -c '$state/best.tar.zst' | tar xf - -C '$x/d' && hash_tree '$x/d'"
+  x=$(fresh)
+  timed extract seeds-tar-xzf+sha256sum-c bash -c "mkdir '$x/d' && tar xzf '$state/seeds.tgz' -C '$x/d' && cd '$x/d' && sha256sum -c --quiet '$state/seeds.sums'"
+  engine_reset
+  timed load docker-load-skopeo-archive bash -c "for t in app-1 db-1 cache-1; do /usr/bin/docker load -q -i \"$state/\$t.tar\"; done"
+  # 5b. upgrade: 2.0.0 over 1.0.0 changes one image of three
+  engine_reset
+  installer_run setup "$state/v1.bundle" "$work/opt2" --public-key "$state/v.pub" >/dev/null
+  line=$(installer_run upgrade "$state/v2.bundle" "$work/opt2")
+  read -r _ t0 tv tl te s k <<<"$line"
+  record upgrade installer-upgrade-2.0.0 "$s" "$k"
+  record load installer-upgrade-load "$(sub "$tl" "$tv")" "$k"
+done
+
+# The delta for the same upgrade.
+"$I" inventory --dir "$work/opt2" -o "$state/have.json" 2>/dev/null || true
+engine_reset
+installer_run setup "$state/v1.bundle" "$work/opt3" --public-key "$state/v.pub" >/dev/null
+"$I" inventory --dir "$work/opt3" -o "$state/have.json" 2>/dev/null
+build "$state/v2" "$state/v2-delta.bundle" --have "$state/have.json"
+engine_reset
+
+python3 - "$results" "$bytes" "$mib" "$out_json" \
+  "$(stat -c %s "$state/v1.bundle")" "$(stat -c %s "$state/v2.bundle")" "$(stat -c %s "$state/v2-delta.bundle")" "$corpus" <<'EOF'
+import json, statistics, sys, platform, os
+path, nbytes, mib, out, full1, full2, delta, corpus = sys.argv[1:9]
+nbytes = int(nbytes)
+def blobs_of(tag):
+    idx = json.load(open(f"{corpus}/index.json"))
+    d = [m for m in idx["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == tag][0]["digest"]
+    m = json.load(open(f"{corpus}/blobs/sha256/{d.split(':')[1]}"))
+    return {d: os.path.getsize(f"{corpus}/blobs/sha256/{d.split(':')[1]}")} | {x["digest"]: x["size"] for x in [m["config"]] + m["layers"]}
+old_b, new_b = blobs_of("app-1"), blobs_of("app-2")
+changed = sum(v for k, v in new_b.items() if k not in old_b)
+rows = {}
+for line in open(path):
+    g, c, s, k = line.rstrip("\n").split("\t")
+    rows.setdefault((g, c), []).append((float(s), int(k)))
+baseline_of = {"build-warm": None, "build-cold": None, "verify": None, "extract": None, "load": None, "upgrade": None}
+table = []
+for (g, c), v in rows.items():
+    secs = [x[0] for x in v]
+    med = statistics.median(secs)
+    table.append({"group": g, "contender": c, "runs": len(secs), "median_s": med, "min_s": min(secs), "max_s": max(secs),
+                  "mb_per_s": nbytes / 1e6 / med if med > 0 else None, "peak_rss_mib": max(x[1] for x in v) / 1024})
+for g in baseline_of:
+    ours = [t for t in table if t["group"] == g and t["contender"] in ("bundler", "installer", "installer-upgrade-2.0.0")]
+    for t in table:
+        if t["group"] == g and ours and t is not ours[0]:
+            t["ratio_ours_vs_this"] = t["median_s"] / ours[0]["median_s"] if ours[0]["median_s"] > 0 else None
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+res = {"corpus_mib": int(mib), "payload_bytes": nbytes, "machine": {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release()},
+       "bundle_bytes": {"full_1.0.0": int(full1), "full_2.0.0": int(full2), "delta_2.0.0_from_1.0.0": int(delta), "changed_blobs": changed},
+       "results": table}
+json.dump(res, open(out, "w"), indent=2)
+print(f"corpus {mib} MiB, payload {nbytes/1e6:.0f} MB, {cpu}, {os.cpu_count()} cores")
+print(f"{'group':<11} {'contender':<38} {'median s':>9} {'min':>7} {'max':>7} {'MB/s':>7} {'ours x':>7} {'RSS MiB':>8}")
+for t in sorted(table, key=lambda t: (list(baseline_of).index(t["group"]), t["contender"])):
+    r = t.get("ratio_ours_vs_this")
+    print(f"{t['group']:<11} {t['contender']:<38} {t['median_s']:>9.2f} {t['min_s']:>7.2f} {t['max_s']:>7.2f} {t['mb_per_s'] or 0:>7.0f} {('%.2f' % r) if r else '':>7} {t['peak_rss_mib']:>8.1f}")
+print(f"bundles: full 1.0.0 {int(full1)/1e6:.1f} MB, full 2.0.0 {int(full2)/1e6:.1f} MB, delta 2.0.0 from 1.0.0 {int(delta)/1e6:.1f} MB = {int(delta)/changed:.4f} x the changed blobs ({changed/1e6:.1f} MB)")
+print(f"wrote {out}")
+EOF
