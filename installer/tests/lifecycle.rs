@@ -63,6 +63,11 @@ fn lifecycle(compose: Option<&'static str>) {
     assert_eq!(added.len(), 2);
     assert_eq!(added[0], "ADMIN_EMAIL=ops@example.com");
     assert!(added[1].starts_with("SIGNING_KEY=") && added[1].len() == "SIGNING_KEY=".len() + 64);
+    let secret = &added[1]["SIGNING_KEY=".len()..];
+    assert!(
+        !r.stderr.contains(secret) && !r.stdout.contains(secret),
+        "the generated secret is never printed"
+    );
     assert_eq!(
         std::fs::read(dir.join("data/customer.db")).unwrap(),
         b"precious rows"
