@@ -4,7 +4,7 @@
 //! builds the test binaries with it); `return(crash)` aborts the process at
 //! that point with no cleanup, as a power cut would.
 
-use fixtures::harness::{capture, shared, tree_hash, Host, Ran, Tmpfs, Vendor};
+use fixtures::harness::{shared, tree_hash, Host, Ran, Tmpfs, Vendor};
 
 /// The install phases, in order, with a fault point after (or inside) each.
 const POINTS: &[&str] = &[
@@ -16,15 +16,7 @@ const POINTS: &[&str] = &[
 ];
 
 fn install_with(host: &Host, bundle: &std::path::Path, faults: &str, args: &[&str]) -> Ran {
-    let mut c = host.installer();
-    c.env("FAILPOINTS", faults)
-        .arg("install")
-        .arg(bundle)
-        .arg("--dir")
-        .arg(host.install_dir())
-        .arg("--yes")
-        .args(args);
-    capture(&mut c)
+    host.install_env(bundle, &[("FAILPOINTS", faults)], args)
 }
 
 fn crash_at(point: &str) {

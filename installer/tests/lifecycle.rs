@@ -2,7 +2,7 @@
 //! manual rollback, refusal of a tampered bundle. Each test runs its own
 //! dockerd, so image lists and compose projects never mix.
 
-use fixtures::harness::{capture, shared, tree_hash, Host, Vendor};
+use fixtures::harness::{append_to_spec, capture, shared, tree_hash, Host, Vendor};
 
 fn lifecycle(compose: Option<&'static str>) {
     let vendor = Vendor::new(&shared().registry);
@@ -251,13 +251,6 @@ fn operator_edits_to_managed_files_are_kept() {
     assert!(dir.join("hooks/restore.sh.new").is_file());
     assert!(r.stderr.contains("hooks/restore.sh was edited since it was installed: your version is kept, 2.0.0's is in hooks/restore.sh.new"), "{}", r.stderr);
     assert_eq!(host.health(), "ok 2.0.0\n");
-}
-
-/// Appends YAML to a spec.
-fn append_to_spec(spec: &std::path::Path, yaml: &str) {
-    let mut text = std::fs::read_to_string(spec).unwrap();
-    text.push_str(yaml);
-    std::fs::write(spec, text).unwrap();
 }
 
 #[test]

@@ -165,9 +165,7 @@ fn a_bundle_signed_by_the_current_key_rotates_to_the_next() {
     let build_with = |yaml: &str, name: &str| {
         let spec = old.app("v2");
         std::fs::copy(&next.public_key, spec.with_file_name("next.pub")).unwrap();
-        let mut text = std::fs::read_to_string(&spec).unwrap();
-        text.push_str(yaml);
-        std::fs::write(&spec, text).unwrap();
+        fixtures::harness::append_to_spec(&spec, yaml);
         let out = old.dir.path().join(name);
         let r = old.build(&spec, &out, &["-q"]);
         assert_eq!(r.code, 0, "{}", r.stderr);
