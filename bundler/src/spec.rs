@@ -42,7 +42,12 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
         path: path.to_owned(),
         source: e,
     })?;
-    let spec: Spec = serde_yaml_ng::from_str(&text).map_err(|e| SpecError::Parse {
+    parse(path, &text)
+}
+
+/// Parses and validates a spec's text; `path` names it in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+    let spec: Spec = serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse {
         path: path.to_owned(),
         message: e.to_string(),
     })?;

@@ -23,6 +23,7 @@ use manifest_schema::{Descriptor, Digest, FileEntry, Manifest, Problem, RelPath}
 use sha2::{Digest as _, Sha256};
 
 use crate::minisign::{MinisignError, PublicKey, Signature};
+use crate::readahead::ReadAhead;
 use crate::tarfmt::{TarError, TarReader};
 
 /// zstd frames start with these bytes.
@@ -364,10 +365,16 @@ pub fn from_reader(origin: &Path, raw: Box<dyn Read + Send>) -> Result<Input, Bu
                 magic: manifest_schema::digest::hex(&magic),
             });
         };
+    // Decompression runs on its own thread; hashing and writing on the
+    // caller's.
+    let reader = ReadAhead::spawn(reader).map_err(|e| BundleError::Open {
+        path: origin.to_owned(),
+        source: e,
+    })?;
     Ok(Input {
         origin: origin.to_owned(),
         compression,
-        reader,
+        reader: Box::new(reader),
     })
 }
 

@@ -292,8 +292,10 @@ impl EntrySink for StagingSink {
         self.file.as_mut().expect("begun").0.write_all(chunk)
     }
     fn finish(&mut self) -> io::Result<()> {
-        let (f, _) = self.file.take().expect("begun");
-        f.sync_data()
+        // No fsync per entry: `keep_release` syncs the filesystem once,
+        // before anything staged is renamed into place.
+        self.file.take().expect("begun");
+        Ok(())
     }
 }
 
@@ -971,6 +973,9 @@ fn self_update(
 fn keep_release(sd: &StateDir, v: &VerifiedManifest, staging: &Path) -> Result<(), InstallError> {
     let m = v.manifest();
     let rel = sd.release_dir(&m.version);
+    // Everything staged reaches the disk before a rename makes it visible,
+    // and the renames before the journal says "staged".
+    syncfs(staging)?;
     let tmp = rel.with_extension("incoming");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io_at(&tmp))?;
@@ -1002,7 +1007,15 @@ fn keep_release(sd: &StateDir, v: &VerifiedManifest, staging: &Path) -> Result<(
         std::fs::rename(&tmp, &rel).map_err(io_at(&rel))?;
     }
     let _ = std::fs::remove_dir_all(staging);
-    Ok(())
+    syncfs(&sd.root)
+}
+
+/// Flushes the filesystem holding `path` (one call instead of an fsync per
+/// staged file).
+fn syncfs(path: &Path) -> Result<(), InstallError> {
+    use std::os::fd::AsRawFd;
+    let dir = std::fs::File::open(path).map_err(io_at(path))?;
+    nix::unistd::syncfs(dir.as_raw_fd()).map_err(|e| io_at(path)(io::Error::from(e)))
 }
 
 struct Failure {

@@ -20,5 +20,6 @@ pub mod health;
 pub mod install;
 pub mod minisign;
 pub mod parts;
+pub mod readahead;
 pub mod state;
 pub mod tarfmt;

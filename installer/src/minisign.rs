@@ -166,7 +166,10 @@ impl Signature {
     /// Parses a `.minisig` file.
     pub fn parse(text: &str) -> Result<Self, MinisignError> {
         let bad = MinisignError::BadSignature;
-        let mut lines = text.lines();
+        // Like minisign, ignore every carriage return at the end of a line:
+        // a signature copied through a CRLF tool still verifies, and one
+        // written back out reads the same (found by fuzzing).
+        let mut lines = text.lines().map(|l| l.trim_end_matches('\r'));
         let untrusted = lines
             .next()
             .and_then(|l| l.strip_prefix(UNTRUSTED))
@@ -287,6 +290,20 @@ mod tests {
             key: sk.verifying_key(),
         };
         (sk, pk)
+    }
+
+    #[test]
+    fn carriage_returns_at_line_ends_are_ignored_as_minisign_does() {
+        let (sk, pk) = key(1);
+        let sig = sign(&sk, pk.id, b"hello", "name:demo version:1.0.0");
+        let crlf = sig.to_file().replace('\n', "\r\n");
+        let many = sig.to_file().replace("1.0.0\n", "1.0.0\r\r\r\n");
+        for text in [crlf, many] {
+            let parsed = Signature::parse(&text).unwrap();
+            assert_eq!(parsed, sig);
+            parsed.verify(b"hello", std::slice::from_ref(&pk)).unwrap();
+            assert_eq!(Signature::parse(&parsed.to_file()).unwrap(), parsed);
+        }
     }
 
     #[test]
