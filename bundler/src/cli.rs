@@ -51,6 +51,14 @@ pub struct RegistryArgs {
     /// Parallel downloads.
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
+    /// Attempts per registry request before the build fails (429s, 5xx,
+    /// dropped connections and damaged blobs are retried with backoff).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub attempts: u32,
+    /// Seconds without a byte from the registry before a request is given
+    /// up (and retried).
+    #[arg(long = "registry-timeout", value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
 }
 
 impl RegistryArgs {
@@ -60,8 +68,9 @@ impl RegistryArgs {
             ca_certs: self.ca_cert.clone(),
             cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
             jobs: self.jobs,
-            attempts: 4,
+            attempts: self.attempts,
             backoff: Duration::from_millis(500),
+            read_timeout: Duration::from_secs(self.timeout),
         }
     }
 }

@@ -53,7 +53,7 @@ pub enum PullError {
         hint: &'static str,
     },
     /// Content did not match its digest.
-    #[error("image {image}: {what} {expected}: content has digest {actual}; the registry served wrong or damaged data")]
+    #[error("image {image}: {what} {expected}: content has digest {actual}; the registry served wrong or damaged data; hint: it was not cached; run the build again, and if it persists report it to the registry's operator")]
     Digest {
         /// The image.
         image: String,
@@ -173,6 +173,8 @@ pub struct PullOptions {
     pub attempts: u32,
     /// First backoff delay; doubles per attempt.
     pub backoff: Duration,
+    /// Longest wait for the next byte of a response.
+    pub read_timeout: Duration,
 }
 
 /// The default cache dir: `$BUNDLER_CACHE_DIR`, else `$XDG_CACHE_HOME/bundler`,
@@ -274,6 +276,7 @@ fn describe(e: &oci_client::errors::OciDistributionError) -> (String, &'static s
             "log in with `docker login` (credentials are read from the Docker config) or set BUNDLER_REGISTRY_USERNAME/BUNDLER_REGISTRY_PASSWORD"
         }
         E::ImageManifestNotFoundError(_) => "check the reference and digest; run `bundler pin` again if the tag moved",
+        E::DigestError(_) => "the registry served wrong or damaged data (nothing was cached); run the build again, and if it persists report it to the registry's operator",
         _ => "check that the registry is reachable; for a plain-HTTP registry pass --insecure-registry HOST",
     };
     (e.to_string(), hint)
@@ -627,17 +630,28 @@ impl Puller {
         let mut got: u64 = 0;
         self.reporter.blob_start(&d.digest, d.size);
         while let Some(chunk) = stream.stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                (
-                    PullError::Registry {
-                        image: shown.to_owned(),
-                        what: format!("blob {}", d.digest),
-                        message: format!("download interrupted after {got} of {} bytes: {e}", d.size),
-                        hint: "the connection dropped; run the build again, finished blobs stay cached",
-                    },
-                    true,
-                )
-            })?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                // oci-client checks the digest too; the check below says
+                // what happened in our words.
+                Err(e) if e.get_ref().is_some_and(|i| i.is::<oci_client::errors::DigestError>()) => {
+                    break
+                }
+                Err(e) => {
+                    return Err((
+                        PullError::Registry {
+                            image: shown.to_owned(),
+                            what: format!("blob {}", d.digest),
+                            message: format!(
+                                "download interrupted after {got} of {} bytes: {e}",
+                                d.size
+                            ),
+                            hint: "the connection dropped or stalled; run the build again, finished blobs stay cached (--registry-timeout sets how long a stall may last)",
+                        },
+                        true,
+                    ))
+                }
+            };
             got += chunk.len() as u64;
             if got > d.size {
                 self.reporter.blob_done(&d.digest);
@@ -740,7 +754,7 @@ fn client_config(opts: &PullOptions) -> Result<ClientConfig, PullError> {
         platform_resolver: None,
         max_concurrent_download: opts.jobs.max(1),
         connect_timeout: Some(Duration::from_secs(15)),
-        read_timeout: Some(Duration::from_secs(60)),
+        read_timeout: Some(opts.read_timeout),
         user_agent: concat!("bundler/", env!("CARGO_PKG_VERSION")),
         ..Default::default()
     })
