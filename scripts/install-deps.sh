@@ -49,4 +49,7 @@ if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
 fi
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+# The test runner and the fuzz driver.
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
 echo "install-deps: ok"

@@ -38,3 +38,8 @@ cargo run -q --locked -p fixtures -- push "$TEST_AUTH_REGISTRY" "$TEST_AUTH_USER
 
 echo "== tests"
 cargo nextest run --workspace --locked --no-fail-fast "${features[@]}" "$@"
+
+# A short smoke of every fuzz target (regression inputs, then the seeds);
+# scripts/fuzz.sh SECONDS runs them longer.
+echo "== fuzz smoke"
+scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-15}"

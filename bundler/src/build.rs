@@ -143,8 +143,12 @@ pub struct BuildSummary {
     pub path: PathBuf,
     /// Its size.
     pub size: u64,
-    /// Its sha256.
-    pub sha256: Digest,
+    /// The sha256 of the whole bundle, when split (the parts index lists
+    /// it). A single file is not hashed as a whole: the signed manifest
+    /// covers every entry, and hashing the output would cost a third of
+    /// the build's CPU on two cores; run `sha256sum` to publish one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Digest>,
     /// Product name.
     pub name: String,
     /// Version.
@@ -406,14 +410,12 @@ pub async fn execute(
     }
     let mut image_of: BTreeMap<Digest, (ImageRef, String)> = BTreeMap::new();
     let mut blobs: Vec<Descriptor> = Vec::new();
-    for (e, img) in entries.iter().flat_map(|e| {
+    for e in &entries {
         let img = plan
             .images
             .iter()
             .find(|p| p.name == e.name)
             .expect("planned");
-        std::iter::once((e, img))
-    }) {
         for d in e.blobs() {
             image_of
                 .entry(d.digest.clone())
@@ -564,13 +566,12 @@ fn write(
         }
         Some(n) => Output::Split(PartWriter::new(dir, n)),
     };
-    let sink = Encoder::new(
-        Hashing::new(output),
-        opts.compression,
-        opts.level,
-        opts.threads,
-    )
-    .map_err(io_err(out))?;
+    let counted = match output {
+        Output::Single(..) => Hashing::counting(output),
+        Output::Split(_) => Hashing::new(output),
+    };
+    let sink =
+        Encoder::new(counted, opts.compression, opts.level, opts.threads).map_err(io_err(out))?;
     let mut tar = TarWriter::new(sink, created_unix);
     let e = io_err(out);
     tar.file(layout::MANIFEST, &manifest_bytes, 0o644)
@@ -586,7 +587,20 @@ fn write(
         tar.file(name, data, 0o644).map_err(&e)?;
     }
     let mut buf = vec![0u8; 1 << 20];
+    let level = opts.level.unwrap_or(DEFAULT_ZSTD_LEVEL);
+    let mut current_level = level;
     for b in &blobs {
+        // Already-compressed layers do not shrink: searching them for
+        // matches at the chosen level only costs time.
+        let want = if is_precompressed(&b.media_type) {
+            level.min(PRECOMPRESSED_LEVEL)
+        } else {
+            level
+        };
+        if want != current_level {
+            tar.get_mut().set_level(want).map_err(&e)?;
+            current_level = want;
+        }
         let path = cache.path(&b.digest);
         let mut f = std::fs::File::open(&path).map_err(io_err(&path))?;
         tar.header(&layout::blob_entry(&b.digest), b.size, 0o644)
@@ -636,7 +650,7 @@ fn write(
                 dir,
                 written,
                 size,
-                &digest,
+                digest.as_ref().expect("split output is hashed"),
                 &manifest,
                 opts.split_size.unwrap_or(0),
                 key,
@@ -745,6 +759,18 @@ fn finish_parts(
     Ok(paths)
 }
 
+/// zstd level unless `--level` says otherwise.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// zstd level for blobs compressed already (gzip or zstd layers).
+pub const PRECOMPRESSED_LEVEL: i32 = -1;
+
+/// True for a layer media type that is compressed already
+/// (`…tar+gzip`, `…tar.gzip`, `…tar+zstd`).
+pub fn is_precompressed(media_type: &str) -> bool {
+    let m = media_type.to_ascii_lowercase();
+    m.ends_with("gzip") || m.ends_with("zstd")
+}
+
 /// zstd or gzip over a writer.
 pub enum Encoder<W: Write> {
     /// zstd.
@@ -767,7 +793,8 @@ impl<W: Write> Encoder<W> {
     pub fn new(w: W, c: Compression, level: Option<i32>, threads: u32) -> io::Result<Self> {
         Ok(match c {
             Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(w, level.unwrap_or(3))?;
+                let mut e =
+                    zstd::stream::write::Encoder::new(w, level.unwrap_or(DEFAULT_ZSTD_LEVEL))?;
                 let workers = if threads == 0 {
                     std::thread::available_parallelism()
                         .map(|n| n.get() as u32)
@@ -792,6 +819,18 @@ impl<W: Write> Encoder<W> {
                     .write(w, flate2::Compression::new(level.unwrap_or(6) as u32)),
             ),
         })
+    }
+
+    /// Changes the zstd level from the next job on (mid-stream; gzip keeps
+    /// its level). Output stays deterministic: the change happens at the
+    /// same input offset every time.
+    pub fn set_level(&mut self, level: i32) -> io::Result<()> {
+        match self {
+            Encoder::Zstd(e) => {
+                e.set_parameter(zstd::zstd_safe::CParameter::CompressionLevel(level))
+            }
+            Encoder::Gzip(_) => Ok(()),
+        }
     }
 
     /// Ends the stream and returns the writer.

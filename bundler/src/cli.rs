@@ -355,15 +355,17 @@ pub fn run(cli: Cli) -> Result<()> {
                     );
                 }
                 eprintln!(
-                    "built {} ({}, {} images, {} blobs, {} downloaded), signed by key {}\nsha256 {}",
+                    "built {} ({}, {} images, {} blobs, {} downloaded), signed by key {}",
                     summary.path.display(),
                     human(summary.size),
                     summary.images,
                     summary.blobs,
                     summary.downloaded,
                     summary.key_id,
-                    summary.sha256
                 );
+                if let Some(d) = &summary.sha256 {
+                    eprintln!("sha256 {d}");
+                }
             }
             Ok(())
         }

@@ -9,29 +9,38 @@ use std::path::{Path, PathBuf};
 use manifest_schema::Digest;
 use sha2::{Digest as _, Sha256};
 
-/// Counts and hashes what passes through.
+/// Counts, and optionally hashes, what passes through.
 #[derive(Debug)]
 pub struct Hashing<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     len: u64,
 }
 
 impl<W: Write> Hashing<W> {
-    /// Wraps `inner`.
+    /// Wraps `inner`, counting and hashing.
     pub fn new(inner: W) -> Self {
         Hashing {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             len: 0,
         }
     }
-    /// Returns the inner writer, the byte count and the sha256.
-    pub fn finish(self) -> (W, u64, Digest) {
+    /// Wraps `inner`, only counting.
+    pub fn counting(inner: W) -> Self {
+        Hashing {
+            inner,
+            hasher: None,
+            len: 0,
+        }
+    }
+    /// Returns the inner writer, the byte count and the sha256 (if hashed).
+    pub fn finish(self) -> (W, u64, Option<Digest>) {
         (
             self.inner,
             self.len,
-            Digest::from_sha256_bytes(&self.hasher.finalize().into()),
+            self.hasher
+                .map(|h| Digest::from_sha256_bytes(&h.finalize().into())),
         )
     }
 }
@@ -39,7 +48,9 @@ impl<W: Write> Hashing<W> {
 impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.len += n as u64;
         Ok(n)
     }
@@ -82,6 +93,7 @@ impl PartWriter {
     fn close_current(&mut self) -> io::Result<()> {
         if let Some((tmp, w)) = self.current.take() {
             let (bw, size, sha256) = w.finish();
+            let sha256 = sha256.expect("parts are hashed");
             let f = bw.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
             self.done.push(WrittenPart { tmp, size, sha256 });

@@ -1,9 +1,7 @@
 //! Trusted keys: add a vendor's next key, revoke the old one, refuse
 //! bundles signed only by a revoked key; list backups.
 
-use std::process::Command;
-
-use fixtures::harness::{capture, free_port, shared, target_bin, Dockerd, Host, Vendor};
+use fixtures::harness::{shared, Host, Vendor};
 
 #[test]
 fn keys_can_be_added_and_revoked_and_backups_listed() {
@@ -12,26 +10,8 @@ fn keys_can_be_added_and_revoked_and_backups_listed() {
     let v1 = old.bundle("v1", &[]);
     let v2_new_key = new.bundle("v2", &[]);
     let v2_old_key = old.bundle("v2", &[]);
-    let docker = Dockerd::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("demo");
-    let installer = || {
-        let mut c = Command::new(target_bin("installer"));
-        c.env("DOCKER_HOST", &docker.host)
-            .env("INSTALLER_DOCKER", "/usr/bin/docker");
-        c
-    };
-    let install = |b: &std::path::Path, extra: &[&str]| {
-        capture(
-            installer()
-                .arg("install")
-                .arg(b)
-                .arg("--dir")
-                .arg(&dir)
-                .arg("--yes")
-                .args(extra),
-        )
-    };
+    let host = Host::new(None);
+    let install = |b: &std::path::Path, extra: &[&str]| host.install(b, extra);
     let id_of = |v: &Vendor| {
         let text = std::fs::read_to_string(&v.public_key).unwrap();
         installer::minisign::PublicKey::parse(&text)
@@ -39,7 +19,7 @@ fn keys_can_be_added_and_revoked_and_backups_listed() {
             .id
             .to_string()
     };
-    let port = format!("APP_PORT={}", free_port());
+    let port = format!("APP_PORT={}", host.port);
     let r = install(
         &v1,
         &[
@@ -81,14 +61,9 @@ fn keys_can_be_added_and_revoked_and_backups_listed() {
     );
 
     // The operator adds the vendor's new key deliberately.
-    let r = capture(
-        installer()
-            .args(["trust", "add", "--dir"])
-            .arg(&dir)
-            .arg(&new.public_key),
-    );
+    let r = host.run(&["trust", "add"], &[new.public_key.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = capture(installer().args(["trust", "list", "--dir"]).arg(&dir));
+    let r = host.run(&["trust", "list"], &[]);
     assert_eq!(
         r.stdout
             .lines()
@@ -102,12 +77,7 @@ fn keys_can_be_added_and_revoked_and_backups_listed() {
     assert_eq!(r.code, 0, "{}", r.stderr);
 
     // Revoking the old key: bundles signed only by it are refused.
-    let r = capture(
-        installer()
-            .args(["trust", "revoke", "--dir"])
-            .arg(&dir)
-            .arg(id_of(&old)),
-    );
+    let r = host.run(&["trust", "revoke"], &[&id_of(&old)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = install(&v2_old_key, &[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
@@ -119,32 +89,23 @@ fn keys_can_be_added_and_revoked_and_backups_listed() {
         "{}",
         r.stderr
     );
-    let r = capture(installer().args(["trust", "list", "--dir"]).arg(&dir));
+    let r = host.run(&["trust", "list"], &[]);
     assert!(
         r.stdout.contains(&format!("revoked {}", id_of(&old))),
         "{}",
         r.stdout
     );
     // The last trusted key cannot be revoked.
-    let r = capture(
-        installer()
-            .args(["trust", "revoke", "--dir"])
-            .arg(&dir)
-            .arg(id_of(&new)),
-    );
+    let r = host.run(&["trust", "revoke"], &[&id_of(&new)]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("is the only trusted key"), "{}", r.stderr);
 
     // The v1 -> v2 upgrade left one backup.
-    let r = capture(installer().args(["backups", "--dir"]).arg(&dir));
+    let r = host.run(&["backups"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
     assert!(r.stdout.starts_with("1.0.0-to-2.0.0-"), "{}", r.stdout);
-    let _ = docker
-        .docker()
-        .args(["compose", "-p", "demo", "down"])
-        .current_dir(&dir)
-        .output();
+    host.down();
 }
 
 #[test]
