@@ -29,9 +29,11 @@ mkdir -p "$work"
 export LC_ALL=C
 
 scripts/install-deps.sh >/dev/null
-cargo build -q --release --locked -p bundler -p installer -p fixtures
+cargo build -q --release --locked -p bundler -p fixtures
+# The installer measured is the one that ships: the static musl binary.
+scripts/build-static.sh >/dev/null
 B=$root/target/release/bundler
-I=$root/target/release/installer
+I=$root/target/x86_64-unknown-linux-musl/release-installer/installer
 F=$root/target/release/fixtures
 
 state=$work/state
@@ -118,6 +120,19 @@ timed() {
   sync; /usr/bin/time -f '%e %M' -o "$state/time" "$@" >/dev/null 2>"$state/err" || { cat "$state/err" >&2; die "$g/$c failed"; }
   read -r s k <"$state/time"; record "$g" "$c" "$s" "$k"
 }
+# settle PATH...: write back and drop the page cache, then read PATH... so
+# every contender starts from the same state: its inputs in memory, the rest
+# of memory free. (On these VMs a page cache full of earlier runs' files
+# makes every new page cost a reclaim, and write speed drops from 2.3 GB/s
+# to 0.3 GB/s; which contender pays for that would depend on the order.)
+settle() {
+  sync
+  echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  local p
+  for p in "$@"; do
+    if [ -d "$p" ]; then find "$p" -type f -exec cat {} + >/dev/null; else cat "$p" >/dev/null; fi
+  done
+}
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 fresh() { rm -rf "$work"/x.*; mktemp -d "$work/x.XXXXXX"; }
 hash_tree() { (cd "$1" && find . -type f -print0 | xargs -0 -P2 -n 16 openssl dgst -sha256 -r >/dev/null); }
@@ -149,35 +164,47 @@ installer_run() {
 for run in $(seq 1 "$runs"); do
   say "run $run of $runs"
   # 1. build with a warm cache
+  settle "$state/cache"
   timed build-warm bundler "$B" -q build "$state/v1/bundle.yaml" --key "$state/v.key" -o "$work/out.b.bundle" --insecure-registry "$reg"
+  settle "$lay"
   timed build-warm seeds-sha256sum+tar-czf bash -c "cd '$lay' && find . -type f -print0 | sort -z | xargs -0 sha256sum >'$work/out.sums' && tar czf '$work/out.tgz' ."
+  settle "$lay"
   timed build-warm best-tar-zstd+openssl bash -c "(tar cf - -C '$lay' . | zstd -q -3 -T0 -o '$work/out.tar.zst' -f) & (hash_tree '$lay' >'$work/out.sums'); wait; minisign -S -s '$state/m.key' -m '$work/out.sums' >/dev/null </dev/null"
   # 2. cold cache
   rm -rf "$state/cold"
+  settle "$state/registry"
   timed build-cold bundler env BUNDLER_CACHE_DIR="$state/cold" "$B" -q build "$state/v1/bundle.yaml" --key "$state/v.key" -o "$work/out.c.bundle" --insecure-registry "$reg"
   rm -rf "$work/out.oci"
+  settle "$state/registry"
   timed build-cold skopeo-copy+tar-zstd bash -c "for i in app:1 db:1 cache:1; do skopeo copy -q --src-tls-verify=false --dest-oci-accept-uncompressed-layers docker://$reg/bench/\$i oci:$work/out.oci:\${i/:/-}; done; tar cf - -C '$work/out.oci' . | zstd -q -3 -T0 -o '$work/out.tar.zst' -f"
   rm -rf "$state/cold" "$work/out.oci"
   # 3. verify
+  settle "$state/v1.bundle"
   timed verify installer "$I" verify "$state/v1.bundle" --public-key "$state/v.pub"
   x=$(fresh)
+  settle "$state/best.tar.zst"
   timed verify two-pass-zstd-d+tar-x+sha256sum-c bash -c "zstd -q -d '$state/best.tar.zst' -o '$x/t.tar' && mkdir '$x/d' && tar xf '$x/t.tar' -C '$x/d' && cd '$x/d' && sha256sum -c --quiet '$state/best.sums'"
   # 4 + 5. a full install (extraction and loading phases), the baselines
   engine_reset
+  settle "$state/v1.bundle"
   line=$(installer_run full "$state/v1.bundle" "$work/opt1" --public-key "$state/v.pub")
   read -r _ t0 tv tl te s k <<<"$line"
   record extract installer "$(sub "$tv" "$t0")" "$k"
   record load installer "$(sub "$tl" "$tv")" "$k"
   record upgrade full-install-1.0.0 "$s" "$k"
   x=$(fresh)
+  settle "$state/best.tar.zst"
   timed extract zstd-d-tar-x+openssl bash -c "mkdir '$x/d' && zstd -q -d -c '$state/best.tar.zst' | tar xf - -C '$x/d' && hash_tree '$x/d'"
   x=$(fresh)
+  settle "$state/seeds.tgz"
   timed extract seeds-tar-xzf+sha256sum-c bash -c "mkdir '$x/d' && tar xzf '$state/seeds.tgz' -C '$x/d' && cd '$x/d' && sha256sum -c --quiet '$state/seeds.sums'"
   engine_reset
+  settle "$state/app-1.tar" "$state/db-1.tar" "$state/cache-1.tar"
   timed load docker-load-skopeo-archive bash -c "for t in app-1 db-1 cache-1; do /usr/bin/docker load -q -i \"$state/\$t.tar\"; done"
   # 5b. upgrade: 2.0.0 over 1.0.0 changes one image of three
   engine_reset
   installer_run setup "$state/v1.bundle" "$work/opt2" --public-key "$state/v.pub" >/dev/null
+  settle "$state/v2.bundle"
   line=$(installer_run upgrade "$state/v2.bundle" "$work/opt2")
   read -r _ t0 tv tl te s k <<<"$line"
   record upgrade installer-upgrade-2.0.0 "$s" "$k"

@@ -15,7 +15,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use manifest_schema::layout::{self, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES};
@@ -268,6 +268,30 @@ impl<R: Read> Limited<R> {
     }
 }
 
+impl<R: io::BufRead> io::BufRead for Limited<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.remaining == 0 {
+            return if self.inner.fill_buf()?.is_empty() {
+                Ok(&[])
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the decompressed stream is larger than the manifest declares (decompression bomb or trailing data)",
+                ))
+            };
+        }
+        let max = self.remaining.min(usize::MAX as u64) as usize;
+        let b = self.inner.fill_buf()?;
+        let n = b.len().min(max);
+        Ok(&b[..n])
+    }
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.remaining.min(usize::MAX as u64) as usize);
+        self.inner.consume(n);
+        self.remaining -= n as u64;
+    }
+}
+
 impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.remaining == 0 {
@@ -296,7 +320,7 @@ pub struct Input {
     pub origin: PathBuf,
     /// Detected compression.
     pub compression: Compression,
-    reader: Box<dyn Read + Send>,
+    reader: Box<dyn io::BufRead + Send>,
 }
 
 impl fmt::Debug for Input {
@@ -329,7 +353,13 @@ pub fn open(path: &Path) -> Result<Input, BundleError> {
 
 /// Wraps a raw (compressed) stream, detecting its compression.
 pub fn from_reader(origin: &Path, raw: Box<dyn Read + Send>) -> Result<Input, BundleError> {
-    let mut raw = BufReader::with_capacity(1 << 20, raw);
+    // Three stages, each on its own thread: reading the media (here),
+    // decompressing (below), hashing and writing (the caller). The
+    // decompressor reads the chunks in place.
+    let mut raw = ReadAhead::spawn(raw).map_err(|e| BundleError::Open {
+        path: origin.to_owned(),
+        source: e,
+    })?;
     let magic = {
         use std::io::BufRead;
         let b = raw.fill_buf().map_err(|e| BundleError::Open {
@@ -510,12 +540,11 @@ pub fn read_bundle<E: From<BundleError>>(
     Ok(VerifiedManifest(signed))
 }
 
-fn stream_entries<R: Read>(
+fn stream_entries<R: io::BufRead>(
     tar: &mut TarReader<R>,
     expected: &[Expected<'_>],
     sink: &mut dyn EntrySink,
 ) -> Result<(), BundleError> {
-    let mut buf = vec![0u8; 256 * 1024];
     let position: std::collections::HashMap<&str, usize> = expected
         .iter()
         .enumerate()
@@ -586,7 +615,7 @@ fn stream_entries<R: Read>(
         };
         sink.begin(&e.name, e.kind).map_err(sink_err)?;
         let mut hasher = Sha256::new();
-        tar.read_data::<BundleError>(h.size, &mut buf, |c| {
+        tar.read_data_in_place::<BundleError>(h.size, |c| {
             hasher.update(c);
             sink.data(c).map_err(sink_err)
         })?;

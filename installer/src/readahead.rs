@@ -92,11 +92,13 @@ fn fill<R: Read>(mut inner: R, full: &SyncSender<io::Result<Vec<u8>>>, empty: &R
     }
 }
 
-impl Read for ReadAhead {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+impl ReadAhead {
+    /// Makes the next chunk current once this one is used up; false at the
+    /// end.
+    fn refill(&mut self) -> io::Result<bool> {
         while self.pos == self.current.len() {
-            if self.done || out.is_empty() {
-                return Ok(0);
+            if self.done {
+                return Ok(false);
             }
             let next = match self.full.recv() {
                 Ok(Ok(chunk)) => chunk,
@@ -111,17 +113,40 @@ impl Read for ReadAhead {
             };
             if next.is_empty() {
                 self.done = true;
-                return Ok(0);
+                return Ok(false);
             }
             let old = std::mem::replace(&mut self.current, next);
             self.pos = 0;
             // A full return queue only means the thread allocates anew.
             let _ = self.empty.try_send(old);
         }
+        Ok(true)
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() || !self.refill()? {
+            return Ok(0);
+        }
         let n = out.len().min(self.current.len() - self.pos);
         out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+/// Hands out the chunks themselves: a consumer that takes a `BufRead`
+/// (a decompressor) reads them without another copy.
+impl io::BufRead for ReadAhead {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if !self.refill()? {
+            return Ok(&[]);
+        }
+        Ok(&self.current[self.pos..])
+    }
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.current.len());
     }
 }
 
@@ -185,6 +210,31 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert_eq!(err.to_string(), "bad frame");
         assert_eq!(got.len(), CHUNK + 5);
+    }
+
+    #[test]
+    fn buf_read_hands_out_every_byte_in_order() {
+        use std::io::BufRead;
+        let len = 2 * CHUNK + 999;
+        let mut r = ReadAhead::spawn(Source {
+            len,
+            at: 0,
+            fail: false,
+        })
+        .unwrap();
+        let mut got = Vec::new();
+        loop {
+            let b = r.fill_buf().unwrap();
+            if b.is_empty() {
+                break;
+            }
+            // Take a part of what is offered, as a decoder would.
+            let take = b.len().min(300_001);
+            got.extend_from_slice(&b[..take]);
+            r.consume(take);
+        }
+        assert_eq!(got.len(), len);
+        assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
     }
 
     #[test]

@@ -302,6 +302,43 @@ impl<R: Read> TarReader<R> {
     }
 }
 
+impl<R: io::BufRead> TarReader<R> {
+    /// [`TarReader::read_data`] without a copy: `f` sees the reader's own
+    /// buffers.
+    pub fn read_data_in_place<E: From<TarError>>(
+        &mut self,
+        size: u64,
+        mut f: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut left = size;
+        while left > 0 {
+            let avail = loop {
+                match self.inner.fill_buf() {
+                    Ok(b) => break b,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        return Err(TarError::Io {
+                            offset: self.pos,
+                            source: e,
+                        }
+                        .into())
+                    }
+                }
+            };
+            if avail.is_empty() {
+                return Err(TarError::Truncated(self.pos).into());
+            }
+            let n = avail.len().min(left.min(usize::MAX as u64) as usize);
+            f(&avail[..n])?;
+            self.inner.consume(n);
+            self.pos += n as u64;
+            left -= n as u64;
+        }
+        self.skip_padding(size)?;
+        Ok(())
+    }
+}
+
 fn parse_pax_path(data: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
     let mut rest = data;
     let mut path = None;
