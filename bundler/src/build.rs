@@ -28,7 +28,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::keys::SecretKey;
-use crate::output::{Hashing, Output, PartWriter, WrittenPart};
+use crate::output::{HashBehind, Hashing, Output, PartWriter, WrittenPart};
 use crate::progress::Reporter;
 use crate::registry::{Cache, PullError, PullOptions, Puller};
 use crate::spec::SpecError;
@@ -586,7 +586,10 @@ fn write(
     for (name, data) in &layout_data {
         tar.file(name, data, 0o644).map_err(&e)?;
     }
-    let mut buf = vec![0u8; 1 << 20];
+    // Blobs are hashed on a thread of their own, behind the archiving;
+    // their digests are checked once all are written, before the output is
+    // renamed into place (a corrupt cache blob still fails the build).
+    let mut hashes = HashBehind::spawn(1 << 20).map_err(&e)?;
     let level = opts.level.unwrap_or(DEFAULT_ZSTD_LEVEL);
     let mut current_level = level;
     for b in &blobs {
@@ -605,24 +608,36 @@ fn write(
         let mut f = std::fs::File::open(&path).map_err(io_err(&path))?;
         tar.header(&layout::blob_entry(&b.digest), b.size, 0o644)
             .map_err(&e)?;
-        let mut hasher = Sha256::new();
         let mut left = b.size;
         while left > 0 {
+            let mut buf = hashes.buffer();
             let want = left.min(buf.len() as u64) as usize;
             let n = f.read(&mut buf[..want]).map_err(io_err(&path))?;
             if n == 0 {
+                hashes.end_blob();
+                let actual = hashes.finish().pop().expect("the blob just ended");
                 cache.evict(&b.digest);
                 return Err(BuildError::CacheCorrupt {
                     digest: b.digest.clone(),
-                    actual: Digest::from_sha256_bytes(&hasher.finalize().into()),
+                    actual,
                 });
             }
-            hasher.update(&buf[..n]);
             tar.data(&buf[..n]).map_err(&e)?;
+            buf.truncate(n);
+            hashes.hash(buf);
             left -= n as u64;
             reporter.advance(n as u64);
         }
-        let actual = Digest::from_sha256_bytes(&hasher.finalize().into());
+        hashes.end_blob();
+        tar.pad(b.size).map_err(&e)?;
+    }
+    let digests = hashes.finish();
+    if digests.len() != blobs.len() {
+        return Err(e(io::Error::other(
+            "the hashing thread stopped before every blob was hashed",
+        )));
+    }
+    for (b, actual) in blobs.iter().zip(digests) {
         if actual != b.digest {
             cache.evict(&b.digest);
             return Err(BuildError::CacheCorrupt {
@@ -630,7 +645,6 @@ fn write(
                 actual,
             });
         }
-        tar.pad(b.size).map_err(&e)?;
     }
     let sink = tar.finish().map_err(&e)?;
     let (output, size, digest) = sink.finish().map_err(&e)?.finish();
@@ -805,9 +819,10 @@ impl<W: Write> Encoder<W> {
                 e.multithread(workers)?;
                 // Bounded memory: zstd's default job is 4 windows (32 MiB at
                 // window_log 23), and each worker holds input and output
-                // for a job or two; 8 MiB jobs keep the whole encoder near
-                // 64 MiB with both cores busy.
-                e.set_parameter(zstd::zstd_safe::CParameter::JobSize(8 << 20))?;
+                // for a job or two. 4 MiB jobs: peak RSS of a 1.6 GB build
+                // 69 MiB instead of 122 MiB with 8 MiB jobs, as fast, and
+                // the bundle 0.05% larger.
+                e.set_parameter(zstd::zstd_safe::CParameter::JobSize(4 << 20))?;
                 e.include_checksum(true)?;
                 // Keep the window within what the installer accepts.
                 e.window_log(installer::bundle::ZSTD_WINDOW_LOG_MAX.min(23))?;

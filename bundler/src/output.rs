@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 use manifest_schema::Digest;
 use sha2::{Digest as _, Sha256};
@@ -185,5 +187,106 @@ mod tests {
             .flat_map(|x| std::fs::read(x.tmp.path()).unwrap())
             .collect();
         assert_eq!(joined, data);
+    }
+}
+
+/// Chunks in flight between the archiving thread and the hashing thread.
+const HASH_DEPTH: usize = 4;
+
+enum HashMsg {
+    Chunk(Vec<u8>),
+    End,
+}
+
+/// Hashes the blobs on a thread of its own while the caller archives them:
+/// the caller hands over each chunk after it has written it, and gets the
+/// buffer back to read the next one into. The digests come back in order
+/// from [`HashBehind::finish`].
+#[derive(Debug)]
+pub struct HashBehind {
+    tx: Option<SyncSender<HashMsg>>,
+    pool: Receiver<Vec<u8>>,
+    allocated: usize,
+    chunk: usize,
+    handle: Option<JoinHandle<Vec<Digest>>>,
+}
+
+impl std::fmt::Debug for HashMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HashMsg::Chunk(c) => write!(f, "Chunk({})", c.len()),
+            HashMsg::End => f.write_str("End"),
+        }
+    }
+}
+
+impl HashBehind {
+    /// Starts the thread; buffers are `chunk` bytes.
+    pub fn spawn(chunk: usize) -> io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel::<HashMsg>(HASH_DEPTH);
+        let (back, pool) = mpsc::sync_channel::<Vec<u8>>(HASH_DEPTH + 1);
+        let handle = std::thread::Builder::new()
+            .name("hash".into())
+            .spawn(move || {
+                let mut digests = Vec::new();
+                let mut h = Sha256::new();
+                for m in rx {
+                    match m {
+                        HashMsg::Chunk(c) => {
+                            h.update(&c);
+                            let _ = back.try_send(c);
+                        }
+                        HashMsg::End => {
+                            let done = std::mem::take(&mut h);
+                            digests.push(Digest::from_sha256_bytes(&done.finalize().into()));
+                        }
+                    }
+                }
+                digests
+            })?;
+        Ok(HashBehind {
+            tx: Some(tx),
+            pool,
+            allocated: 0,
+            chunk,
+            handle: Some(handle),
+        })
+    }
+
+    /// An empty buffer to read the next chunk into.
+    pub fn buffer(&mut self) -> Vec<u8> {
+        let mut b = match self.pool.try_recv() {
+            Ok(b) => b,
+            Err(_) if self.allocated < HASH_DEPTH + 1 => {
+                self.allocated += 1;
+                Vec::new()
+            }
+            Err(_) => self.pool.recv().unwrap_or_default(),
+        };
+        b.resize(self.chunk, 0);
+        b
+    }
+
+    /// Hashes `chunk` (already written by the caller) into the current blob.
+    pub fn hash(&mut self, chunk: Vec<u8>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(HashMsg::Chunk(chunk));
+        }
+    }
+
+    /// Ends the current blob.
+    pub fn end_blob(&mut self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(HashMsg::End);
+        }
+    }
+
+    /// Waits for the thread; the digest of every ended blob, in order.
+    pub fn finish(mut self) -> Vec<Digest> {
+        self.tx.take();
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
     }
 }
