@@ -14,14 +14,24 @@
 #                zstd -d | tar x, then parallel openssl sha256 | seeds: tar xzf + sha256sum -c
 #   load         installer install's image loading | docker load of skopeo docker-archives
 #   upgrade      installer install 2.0.0 over 1.0.0 (one image changed) | full install
+#   build-delta  bundler build --have (the same upgrade as a delta bundle), once
 # and peak RSS of every command. Prints a table (median, min, max, MB/s,
 # ratios) and writes it as JSON to $BENCH_OUT (default target/bench-MIB.json).
+#
+# BENCH_ONLY=ours runs only our commands (no baselines and none of their
+# copies of the corpus): the 4x run needs about 50 GB of disk that way
+# instead of about 100 GB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 mib=${1:-1536}
 runs=${BENCH_RUNS:-3}
+case ${BENCH_ONLY:-all} in
+  all) ours_only=0 ;;
+  ours) ours_only=1 ;;
+  *) echo "bench.sh: BENCH_ONLY must be 'all' or 'ours', not '$BENCH_ONLY'" >&2; exit 2 ;;
+esac
 root=$PWD
 out_json=${BENCH_OUT:-$root/target/bench-$mib.json}
 work=${BENCH_DIR:-/tmp/bench}
@@ -100,8 +110,8 @@ build "$state/v2" "$state/v2.bundle"
 
 # The baselines' input: the same three images as an OCI layout on disk.
 lay=$state/layout
+if ((!ours_only)); then
 for t in app-1 db-1 cache-1; do skopeo copy -q --preserve-digests --dest-oci-accept-uncompressed-layers "oci:$corpus:$t" "oci:$lay:$t"; done
-bytes=$(du -sb --apparent-size "$lay" | cut -f1)
 for t in app-1 db-1 cache-1; do
   skopeo copy -q "oci:$corpus:$t" "docker-archive:$state/$t.tar:bench/${t%-*}:${t##*-}"
 done
@@ -109,6 +119,7 @@ done
 tar czf "$state/seeds.tgz" -C "$lay" . && cp "$state/SHA256SUMS" "$state/seeds.sums"
 tar cf - -C "$lay" . | zstd -q -3 -T0 -o "$state/best.tar.zst" -f
 cp "$state/SHA256SUMS" "$state/best.sums"
+fi
 
 results=$state/results.tsv
 : >"$results"
@@ -166,24 +177,32 @@ for run in $(seq 1 "$runs"); do
   # 1. build with a warm cache
   settle "$state/cache"
   timed build-warm bundler "$B" -q build "$state/v1/bundle.yaml" --key "$state/v.key" -o "$work/out.b.bundle" --insecure-registry "$reg"
+  rm -f "$work/out.b.bundle"
+  if ((!ours_only)); then
   settle "$lay"
   timed build-warm seeds-sha256sum+tar-czf bash -c "cd '$lay' && find . -type f -print0 | sort -z | xargs -0 sha256sum >'$work/out.sums' && tar czf '$work/out.tgz' ."
   settle "$lay"
   timed build-warm best-tar-zstd+openssl bash -c "(tar cf - -C '$lay' . | zstd -q -3 -T0 -o '$work/out.tar.zst' -f) & (hash_tree '$lay' >'$work/out.sums'); wait; minisign -S -s '$state/m.key' -m '$work/out.sums' >/dev/null </dev/null"
+  fi
   # 2. cold cache
   rm -rf "$state/cold"
   settle "$state/registry"
   timed build-cold bundler env BUNDLER_CACHE_DIR="$state/cold" "$B" -q build "$state/v1/bundle.yaml" --key "$state/v.key" -o "$work/out.c.bundle" --insecure-registry "$reg"
+  rm -rf "$state/cold" "$work/out.c.bundle"
+  if ((!ours_only)); then
   rm -rf "$work/out.oci"
   settle "$state/registry"
   timed build-cold skopeo-copy+tar-zstd bash -c "for i in app:1 db:1 cache:1; do skopeo copy -q --src-tls-verify=false --dest-oci-accept-uncompressed-layers docker://$reg/bench/\$i oci:$work/out.oci:\${i/:/-}; done; tar cf - -C '$work/out.oci' . | zstd -q -3 -T0 -o '$work/out.tar.zst' -f"
-  rm -rf "$state/cold" "$work/out.oci"
+  rm -rf "$work/out.oci"
+  fi
   # 3. verify
   settle "$state/v1.bundle"
   timed verify installer "$I" verify "$state/v1.bundle" --public-key "$state/v.pub"
+  if ((!ours_only)); then
   x=$(fresh)
   settle "$state/best.tar.zst"
   timed verify two-pass-zstd-d+tar-x+sha256sum-c bash -c "zstd -q -d '$state/best.tar.zst' -o '$x/t.tar' && mkdir '$x/d' && tar xf '$x/t.tar' -C '$x/d' && cd '$x/d' && sha256sum -c --quiet '$state/best.sums'"
+  fi
   # 4 + 5. a full install (extraction and loading phases), the baselines
   engine_reset
   settle "$state/v1.bundle"
@@ -192,6 +211,7 @@ for run in $(seq 1 "$runs"); do
   record extract installer "$(sub "$tv" "$t0")" "$k"
   record load installer "$(sub "$tl" "$tv")" "$k"
   record upgrade full-install-1.0.0 "$s" "$k"
+  if ((!ours_only)); then
   x=$(fresh)
   settle "$state/best.tar.zst"
   timed extract zstd-d-tar-x+openssl bash -c "mkdir '$x/d' && zstd -q -d -c '$state/best.tar.zst' | tar xf - -C '$x/d' && hash_tree '$x/d'"
@@ -201,9 +221,11 @@ for run in $(seq 1 "$runs"); do
   engine_reset
   settle "$state/app-1.tar" "$state/db-1.tar" "$state/cache-1.tar"
   timed load docker-load-skopeo-archive bash -c "for t in app-1 db-1 cache-1; do /usr/bin/docker load -q -i \"$state/\$t.tar\"; done"
+  fi
   # 5b. upgrade: 2.0.0 over 1.0.0 changes one image of three
   engine_reset
   installer_run setup "$state/v1.bundle" "$work/opt2" --public-key "$state/v.pub" >/dev/null
+  "$I" inventory --dir "$work/opt2" -o "$state/have.json" 2>/dev/null
   settle "$state/v2.bundle"
   line=$(installer_run upgrade "$state/v2.bundle" "$work/opt2")
   read -r _ t0 tv tl te s k <<<"$line"
@@ -211,52 +233,49 @@ for run in $(seq 1 "$runs"); do
   record load installer-upgrade-load "$(sub "$tl" "$tv")" "$k"
 done
 
-# The delta for the same upgrade.
-"$I" inventory --dir "$work/opt2" -o "$state/have.json" 2>/dev/null || true
-engine_reset
-installer_run setup "$state/v1.bundle" "$work/opt3" --public-key "$state/v.pub" >/dev/null
-"$I" inventory --dir "$work/opt3" -o "$state/have.json" 2>/dev/null
-build "$state/v2" "$state/v2-delta.bundle" --have "$state/have.json"
+# The delta for the same upgrade, from what 1.0.0 had installed.
+timed build-delta bundler "$B" -q build "$state/v2/bundle.yaml" --key "$state/v.key" -o "$state/v2-delta.bundle" --insecure-registry "$reg" --have "$state/have.json"
 engine_reset
 
-python3 - "$results" "$bytes" "$mib" "$out_json" \
+python3 - "$results" "$ours_only" "$mib" "$out_json" \
   "$(stat -c %s "$state/v1.bundle")" "$(stat -c %s "$state/v2.bundle")" "$(stat -c %s "$state/v2-delta.bundle")" "$corpus" <<'EOF'
 import json, statistics, sys, platform, os
-path, nbytes, mib, out, full1, full2, delta, corpus = sys.argv[1:9]
-nbytes = int(nbytes)
+path, ours_only, mib, out, full1, full2, delta, corpus = sys.argv[1:9]
 def blobs_of(tag):
     idx = json.load(open(f"{corpus}/index.json"))
     d = [m for m in idx["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == tag][0]["digest"]
     m = json.load(open(f"{corpus}/blobs/sha256/{d.split(':')[1]}"))
     return {d: os.path.getsize(f"{corpus}/blobs/sha256/{d.split(':')[1]}")} | {x["digest"]: x["size"] for x in [m["config"]] + m["layers"]}
 old_b, new_b = blobs_of("app-1"), blobs_of("app-2")
+# The payload: every blob of the three 1.0.0 images, counted once.
+nbytes = sum((blobs_of("app-1") | blobs_of("db-1") | blobs_of("cache-1")).values())
 changed = sum(v for k, v in new_b.items() if k not in old_b)
 rows = {}
 for line in open(path):
     g, c, s, k = line.rstrip("\n").split("\t")
     rows.setdefault((g, c), []).append((float(s), int(k)))
-baseline_of = {"build-warm": None, "build-cold": None, "verify": None, "extract": None, "load": None, "upgrade": None}
+baseline_of = {"build-warm": None, "build-cold": None, "verify": None, "extract": None, "load": None, "upgrade": None, "build-delta": None}
 table = []
 for (g, c), v in rows.items():
     secs = [x[0] for x in v]
     med = statistics.median(secs)
     table.append({"group": g, "contender": c, "runs": len(secs), "median_s": med, "min_s": min(secs), "max_s": max(secs),
-                  "mb_per_s": nbytes / 1e6 / med if med > 0 else None, "peak_rss_mib": max(x[1] for x in v) / 1024})
+                  "mb_per_s": nbytes / 1e6 / med if med > 0 and g != "build-delta" else None, "peak_rss_mib": max(x[1] for x in v) / 1024})
 for g in baseline_of:
     ours = [t for t in table if t["group"] == g and t["contender"] in ("bundler", "installer", "installer-upgrade-2.0.0")]
     for t in table:
         if t["group"] == g and ours and t is not ours[0]:
             t["ratio_ours_vs_this"] = t["median_s"] / ours[0]["median_s"] if ours[0]["median_s"] > 0 else None
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-res = {"corpus_mib": int(mib), "payload_bytes": nbytes, "machine": {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release()},
+res = {"corpus_mib": int(mib), "payload_bytes": nbytes, "baselines": ours_only == "0", "machine": {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release()},
        "bundle_bytes": {"full_1.0.0": int(full1), "full_2.0.0": int(full2), "delta_2.0.0_from_1.0.0": int(delta), "changed_blobs": changed},
        "results": table}
 json.dump(res, open(out, "w"), indent=2)
-print(f"corpus {mib} MiB, payload {nbytes/1e6:.0f} MB, {cpu}, {os.cpu_count()} cores")
+print(f"corpus {mib} MiB, payload {nbytes/1e6:.0f} MB, {cpu}, {os.cpu_count()} cores" + (", our commands only" if ours_only == "1" else ""))
 print(f"{'group':<11} {'contender':<38} {'median s':>9} {'min':>7} {'max':>7} {'MB/s':>7} {'ours x':>7} {'RSS MiB':>8}")
 for t in sorted(table, key=lambda t: (list(baseline_of).index(t["group"]), t["contender"])):
     r = t.get("ratio_ours_vs_this")
-    print(f"{t['group']:<11} {t['contender']:<38} {t['median_s']:>9.2f} {t['min_s']:>7.2f} {t['max_s']:>7.2f} {t['mb_per_s'] or 0:>7.0f} {('%.2f' % r) if r else '':>7} {t['peak_rss_mib']:>8.1f}")
+    print(f"{t['group']:<11} {t['contender']:<38} {t['median_s']:>9.2f} {t['min_s']:>7.2f} {t['max_s']:>7.2f} {('%.0f' % t['mb_per_s']) if t['mb_per_s'] else '':>7} {('%.2f' % r) if r else '':>7} {t['peak_rss_mib']:>8.1f}")
 print(f"bundles: full 1.0.0 {int(full1)/1e6:.1f} MB, full 2.0.0 {int(full2)/1e6:.1f} MB, delta 2.0.0 from 1.0.0 {int(delta)/1e6:.1f} MB = {int(delta)/changed:.4f} x the changed blobs ({changed/1e6:.1f} MB)")
 print(f"wrote {out}")
 EOF
