@@ -271,8 +271,13 @@ pub fn run(cli: Cli) -> Result<()> {
                     .map_err(|e| anyhow::anyhow!("{}: {e}", spec.display()))?;
                 let mut unpinned = r.clone();
                 unpinned.digest = None;
+                let reporter: &dyn crate::progress::Reporter = if cli.quiet {
+                    &crate::progress::Quiet
+                } else {
+                    &crate::progress::Lines
+                };
                 let d = rt
-                    .block_on(crate::registry::resolve_tag(&opts, &unpinned))
+                    .block_on(crate::registry::resolve_tag(&opts, reporter, &unpinned))
                     .map_err(|e| {
                         anyhow::Error::new(e).context(format!("pinning {}", img.reference))
                     })?;

@@ -3,7 +3,7 @@
 //! 1. [`spec`] reads `bundle.yaml` and checks the compose files use only
 //!    bundled images.
 //! 2. [`registry`] resolves pinned images and pulls their blobs into a
-//!    verified content-addressed cache.
+//!    verified content-addressed cache, over [`http`]'s registry GETs.
 //! 3. [`build`] writes the archive: manifest, signature, files, OCI layout.
 //! 4. [`keys`] makes and reads minisign keys and signs manifests.
 //! 5. [`cli`] and [`run`] tie the commands together for the binary.
@@ -12,6 +12,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod http;
 pub mod keys;
 pub mod output;
 pub mod pin;

@@ -6,7 +6,8 @@
 //! 2. Fetch every config and layer blob the cache lacks, streaming each to a
 //!    temp file while hashing; only a blob whose digest matches is renamed
 //!    into the cache (a bad blob never enters it). Downloads run in
-//!    parallel, bounded, with retries and backoff.
+//!    parallel, bounded, with retries: after a backoff that doubles, or
+//!    after the registry's `Retry-After` (see [`crate::http`]).
 //!
 //! Manifests are small and kept in memory; blobs never are.
 
@@ -18,13 +19,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use manifest_schema::{Descriptor, Digest, ImageEntry, ImageRef, Platform};
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 use zeroize::Zeroizing;
 
+use crate::http::{chain, HttpError, Kind, RegistryHttp, Retry};
 use crate::progress::Reporter;
 
 /// OCI image manifest.
@@ -36,6 +35,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 /// Docker v2 manifest list.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const ACCEPTED: &[&str] = &[OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
+/// The largest manifest accepted (distribution's own limit is 4 MiB).
+const MAX_MANIFEST: usize = 8 << 20;
 
 /// Errors while pulling.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,20 @@ pub enum PullError {
         image: String,
         /// Its digest.
         digest: Digest,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `--ca-cert` file could not be used.
+    #[error("CA certificate {path}: {message}; hint: pass the registry's CA certificate in PEM form with --ca-cert")]
+    CaCert {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The HTTP client could not be set up.
+    #[error("cannot set up the registry client: {message}; hint: check the --ca-cert files")]
+    Client {
         /// What is wrong.
         message: String,
     },
@@ -245,7 +260,7 @@ impl Cache {
 
 /// Pulls from registries.
 pub struct Puller {
-    client: Client,
+    http: RegistryHttp,
     opts: PullOptions,
     cache: Cache,
     reporter: Arc<dyn Reporter>,
@@ -261,35 +276,118 @@ fn sha(b: &[u8]) -> Digest {
     Digest::from_sha256_bytes(&Sha256::digest(b).into())
 }
 
-fn auth_for(registry: &str) -> RegistryAuth {
-    match credentials_for(registry) {
-        Some(c) => RegistryAuth::Basic(c.username, c.password.to_string()),
-        None => RegistryAuth::Anonymous,
+/// One failed attempt, and whether another may pass.
+#[derive(Debug)]
+struct Failed {
+    error: PullError,
+    retry: Retry,
+}
+
+impl Failed {
+    fn registry(image: &str, what: &str, e: HttpError) -> Failed {
+        Failed {
+            error: PullError::Registry {
+                image: image.to_owned(),
+                what: what.to_owned(),
+                message: e.message,
+                hint: e.hint,
+            },
+            retry: e.retry,
+        }
     }
 }
 
-/// Turns a client error into a message without credentials, with a hint.
-fn describe(e: &oci_client::errors::OciDistributionError) -> (String, &'static str) {
-    use oci_client::errors::OciDistributionError as E;
-    let hint = match e {
-        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => {
-            "log in with `docker login` (credentials are read from the Docker config) or set BUNDLER_REGISTRY_USERNAME/BUNDLER_REGISTRY_PASSWORD"
-        }
-        E::ImageManifestNotFoundError(_) => "check the reference and digest; run `bundler pin` again if the tag moved",
-        E::DigestError(_) => "the registry served wrong or damaged data (nothing was cached); run the build again, and if it persists report it to the registry's operator",
-        _ => "check that the registry is reachable; for a plain-HTTP registry pass --insecure-registry HOST",
-    };
-    (e.to_string(), hint)
+/// Runs `attempt` until it passes, fails for good, or `opts.attempts` are
+/// used. Between attempts it waits the backoff (from `opts.backoff`,
+/// doubling), or longer when the registry's `Retry-After` asks for more.
+async fn retrying<T, F, Fut>(
+    opts: &PullOptions,
+    reporter: &dyn Reporter,
+    what: &str,
+    mut attempt: F,
+) -> Result<T, PullError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Failed>>,
+{
+    let mut backoff = opts.backoff;
+    let mut n = 1;
+    loop {
+        let Failed { error, retry } = match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(f) => f,
+        };
+        let (wait, why) = match retry {
+            _ if n >= opts.attempts => return Err(error),
+            Retry::Never => return Err(error),
+            Retry::Backoff => (backoff, String::new()),
+            Retry::After(asked) if asked > backoff => {
+                (asked, " (the registry's Retry-After)".to_owned())
+            }
+            Retry::After(_) => (backoff, String::new()),
+        };
+        reporter.message(&format!(
+            "retrying {what} (attempt {} of {}) in {:.1}s{why} after: {}",
+            n + 1,
+            opts.attempts,
+            wait.as_secs_f64(),
+            error.brief()
+        ));
+        tokio::time::sleep(wait).await;
+        backoff *= 2;
+        n += 1;
+    }
 }
 
-fn is_retryable(e: &oci_client::errors::OciDistributionError) -> bool {
-    use oci_client::errors::OciDistributionError as E;
-    match e {
-        E::AuthenticationFailure(_)
-        | E::UnauthorizedError { .. }
-        | E::ImageManifestNotFoundError(_) => false,
-        E::ServerError { code, .. } => *code == 429 || *code >= 500,
-        _ => true,
+/// Reads a manifest body, refusing more than [`MAX_MANIFEST`] bytes.
+async fn manifest_body(
+    shown: &str,
+    what: &str,
+    mut response: reqwest::Response,
+) -> Result<Vec<u8>, Failed> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(c)) => {
+                body.extend_from_slice(&c);
+                if body.len() > MAX_MANIFEST {
+                    return Err(Failed::registry(
+                        shown,
+                        what,
+                        HttpError {
+                            message: format!("more than {MAX_MANIFEST} bytes: not a manifest"),
+                            hint: "check the reference; the registry serves something else there",
+                            retry: Retry::Never,
+                        },
+                    ));
+                }
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(Failed::registry(
+                    shown,
+                    what,
+                    HttpError {
+                        message: format!("download interrupted: {}", chain(&e)),
+                        hint: "the connection dropped or stalled; run the build again",
+                        retry: Retry::Backoff,
+                    },
+                ))
+            }
+        }
+    }
+}
+
+impl PullError {
+    /// The message without the image and hint (for retry notices).
+    fn brief(&self) -> String {
+        match self {
+            PullError::Registry { message, .. } => message.clone(),
+            PullError::Digest { actual, .. } => {
+                format!("content has digest {actual} (wrong or damaged data)")
+            }
+            e => e.to_string(),
+        }
     }
 }
 
@@ -303,10 +401,10 @@ pub struct Resolved {
 impl Puller {
     /// Builds a client.
     pub fn new(opts: PullOptions, reporter: Arc<dyn Reporter>) -> Result<Self, PullError> {
-        let config = client_config(&opts)?;
+        let http = RegistryHttp::new(&opts)?;
         let cache = Cache::open(&opts.cache_dir)?;
         Ok(Puller {
-            client: Client::new(config),
+            http,
             opts,
             cache,
             reporter,
@@ -324,61 +422,42 @@ impl Puller {
         digest: &Digest,
         shown: &str,
     ) -> Result<Vec<u8>, PullError> {
-        let d = Descriptor {
-            media_type: String::new(),
-            digest: digest.clone(),
-            size: 0,
-        };
-        if let Ok(b) = std::fs::read(self.cache.path(&d.digest)) {
-            if sha(&b) == d.digest {
+        if let Ok(b) = std::fs::read(self.cache.path(digest)) {
+            if sha(&b) == *digest {
                 return Ok(b);
             }
             self.cache.evict(digest);
         }
-        let reference = Reference::with_digest(
-            image.registry.clone(),
-            image.repository.clone(),
-            digest.to_string(),
-        );
-        let auth = auth_for(&image.registry);
-        let mut delay = self.opts.backoff;
-        let mut attempt = 1;
-        let bytes = loop {
-            match self
-                .client
-                .pull_manifest_raw(&reference, &auth, ACCEPTED)
-                .await
-            {
-                Ok((b, _)) => break b,
-                Err(e) if attempt < self.opts.attempts && is_retryable(&e) => {
-                    self.reporter
-                        .message(&format!("retrying manifest of {shown} after: {e}"));
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    let (message, hint) = describe(&e);
-                    return Err(PullError::Registry {
-                        image: shown.to_owned(),
-                        what: format!("manifest {digest}"),
-                        message,
-                        hint,
+        let what = format!("manifest {digest}");
+        let bytes = retrying(
+            &self.opts,
+            &*self.reporter,
+            &format!("{what} of {shown}"),
+            || async {
+                let response = self
+                    .http
+                    .get(image, Kind::Manifest, digest.as_str(), ACCEPTED)
+                    .await
+                    .map_err(|e| Failed::registry(shown, &what, e))?;
+                let bytes = manifest_body(shown, &what, response).await?;
+                let actual = sha(&bytes);
+                if &actual != digest {
+                    return Err(Failed {
+                        error: PullError::Digest {
+                            image: shown.to_owned(),
+                            what: "manifest",
+                            expected: digest.clone(),
+                            actual,
+                        },
+                        retry: Retry::Backoff,
                     });
                 }
-            }
-        };
-        let actual = sha(&bytes);
-        if &actual != digest {
-            return Err(PullError::Digest {
-                image: shown.to_owned(),
-                what: "manifest",
-                expected: digest.clone(),
-                actual,
-            });
-        }
+                Ok(bytes)
+            },
+        )
+        .await?;
         self.cache.put(digest, &bytes)?;
-        Ok(bytes.to_vec())
+        Ok(bytes)
     }
 
     /// Resolves a pinned image to one entry per requested platform.
@@ -562,146 +641,110 @@ impl Puller {
         shown: &str,
         d: &Descriptor,
     ) -> Result<(), PullError> {
-        let mut delay = self.opts.backoff;
-        let mut attempt = 1;
-        loop {
-            match self.try_fetch(image, shown, d).await {
-                Ok(()) => return Ok(()),
-                Err((e, retry)) if retry && attempt < self.opts.attempts => {
-                    self.reporter.message(&format!(
-                        "retrying blob {} of {shown} (attempt {}) after: {e}",
-                        d.digest,
-                        attempt + 1
-                    ));
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err((e, _)) => return Err(e),
-            }
-        }
+        let what = format!("blob {} of {shown}", d.digest);
+        retrying(&self.opts, &*self.reporter, &what, || {
+            self.try_fetch(image, shown, d)
+        })
+        .await
     }
 
-    async fn try_fetch(
-        &self,
-        image: &ImageRef,
-        shown: &str,
-        d: &Descriptor,
-    ) -> Result<(), (PullError, bool)> {
-        let reference = Reference::with_digest(
-            image.registry.clone(),
-            image.repository.clone(),
-            d.digest.to_string(),
-        );
-        let auth = auth_for(&image.registry);
-        self.client
-            .store_auth_if_needed(reference.resolve_registry(), &auth)
-            .await;
-        let reg_err = |e: oci_client::errors::OciDistributionError| {
-            let retry = is_retryable(&e);
-            let (message, hint) = describe(&e);
-            (
-                PullError::Registry {
-                    image: shown.to_owned(),
-                    what: format!("blob {}", d.digest),
+    async fn try_fetch(&self, image: &ImageRef, shown: &str, d: &Descriptor) -> Result<(), Failed> {
+        let what = format!("blob {}", d.digest);
+        let fail = |message: String, hint: &'static str, retry: Retry| {
+            Failed::registry(
+                shown,
+                &what,
+                HttpError {
                     message,
                     hint,
+                    retry,
                 },
-                retry,
             )
         };
-        let cache_err = |e: std::io::Error| {
-            (
-                PullError::Cache {
-                    path: self.cache.path(&d.digest),
-                    source: e,
-                },
-                false,
+        let cache_err = |e: std::io::Error| Failed {
+            error: PullError::Cache {
+                path: self.cache.path(&d.digest),
+                source: e,
+            },
+            retry: Retry::Never,
+        };
+        let too_long = |got: u64| {
+            fail(
+                format!(
+                    "registry sent {got} bytes or more, the manifest declares {}",
+                    d.size
+                ),
+                "the registry serves wrong data; report it to its operator",
+                Retry::Never,
             )
         };
-        let mut stream = self
-            .client
-            .pull_blob_stream(&reference, d.digest.as_str())
+        let mut response = self
+            .http
+            .get(image, Kind::Blob, d.digest.as_str(), &[])
             .await
-            .map_err(reg_err)?;
+            .map_err(|e| Failed::registry(shown, &what, e))?;
+        if let Some(len) = response.content_length().filter(|&l| l > d.size) {
+            return Err(too_long(len));
+        }
         let tmp = tempfile::NamedTempFile::new_in(self.cache.tmp_dir()).map_err(cache_err)?;
         let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(cache_err)?);
         let mut hasher = Sha256::new();
         let mut got: u64 = 0;
         self.reporter.blob_start(&d.digest, d.size);
-        while let Some(chunk) = stream.stream.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                // oci-client checks the digest too; the check below says
-                // what happened in our words.
-                Err(e) if e.get_ref().is_some_and(|i| i.is::<oci_client::errors::DigestError>()) => {
-                    break
-                }
-                Err(e) => {
-                    return Err((
-                        PullError::Registry {
-                            image: shown.to_owned(),
-                            what: format!("blob {}", d.digest),
-                            message: format!(
-                                "download interrupted after {got} of {} bytes: {e}",
-                                d.size
+        let streamed = async {
+            loop {
+                let chunk = match response.chunk().await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => return Ok(()),
+                    Err(e) => {
+                        return Err(fail(
+                            format!(
+                                "download interrupted after {got} of {} bytes: {}",
+                                d.size,
+                                chain(&e)
                             ),
-                            hint: "the connection dropped or stalled; run the build again, finished blobs stay cached (--registry-timeout sets how long a stall may last)",
-                        },
-                        true,
-                    ))
+                            "the connection dropped or stalled; run the build again, finished blobs stay cached (--registry-timeout sets how long a stall may last)",
+                            Retry::Backoff,
+                        ))
+                    }
+                };
+                got += chunk.len() as u64;
+                if got > d.size {
+                    return Err(too_long(got));
                 }
-            };
-            got += chunk.len() as u64;
-            if got > d.size {
-                self.reporter.blob_done(&d.digest);
-                return Err((
-                    PullError::Registry {
-                        image: shown.to_owned(),
-                        what: format!("blob {}", d.digest),
-                        message: format!(
-                            "registry sent more than the {} bytes the manifest declares",
-                            d.size
-                        ),
-                        hint: "the registry serves wrong data; report it to its operator",
-                    },
-                    false,
-                ));
+                hasher.update(&chunk);
+                file.write_all(&chunk).await.map_err(cache_err)?;
+                self.reporter.blob_progress(&d.digest, chunk.len() as u64);
             }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(cache_err)?;
-            self.reporter.blob_progress(&d.digest, chunk.len() as u64);
         }
+        .await;
         self.reporter.blob_done(&d.digest);
+        streamed?;
         file.flush().await.map_err(cache_err)?;
         file.sync_all().await.map_err(cache_err)?;
         drop(file);
-        let actual = Digest::from_sha256_bytes(&hasher.finalize().into());
         if got != d.size {
-            return Err((
-                PullError::Registry {
-                    image: shown.to_owned(),
-                    what: format!("blob {}", d.digest),
-                    message: format!(
-                        "registry sent {got} bytes, the manifest declares {}",
-                        d.size
-                    ),
-                    hint: "the download was cut short; run the build again",
-                },
-                true,
+            return Err(fail(
+                format!(
+                    "registry sent {got} bytes, the manifest declares {}",
+                    d.size
+                ),
+                "the download was cut short; run the build again",
+                Retry::Backoff,
             ));
         }
+        let actual = Digest::from_sha256_bytes(&hasher.finalize().into());
         if actual != d.digest {
             // The temp file is dropped (deleted): a bad blob never enters the cache.
-            return Err((
-                PullError::Digest {
+            return Err(Failed {
+                error: PullError::Digest {
                     image: shown.to_owned(),
                     what: "blob",
                     expected: d.digest.clone(),
                     actual,
                 },
-                true,
-            ));
+                retry: Retry::Backoff,
+            });
         }
         tmp.persist(self.cache.path(&d.digest))
             .map_err(|e| cache_err(e.error))?;
@@ -730,57 +773,23 @@ fn descriptor(v: &serde_json::Value) -> Result<Descriptor, String> {
     })
 }
 
-/// The client settings for `opts`: HTTPS with the system roots plus the
-/// given CAs; plain HTTP only for the hosts named insecure.
-fn client_config(opts: &PullOptions) -> Result<ClientConfig, PullError> {
-    let mut certs = Vec::new();
-    for p in &opts.ca_certs {
-        let data = std::fs::read(p).map_err(|e| PullError::Cache {
-            path: p.clone(),
-            source: e,
-        })?;
-        certs.push(Certificate {
-            encoding: CertificateEncoding::Pem,
-            data,
-        });
-    }
-    Ok(ClientConfig {
-        protocol: if opts.insecure.is_empty() {
-            ClientProtocol::Https
-        } else {
-            ClientProtocol::HttpsExcept(opts.insecure.clone())
-        },
-        extra_root_certificates: certs,
-        platform_resolver: None,
-        max_concurrent_download: opts.jobs.max(1),
-        connect_timeout: Some(Duration::from_secs(15)),
-        read_timeout: Some(opts.read_timeout),
-        user_agent: concat!("bundler/", env!("CARGO_PKG_VERSION")),
-        ..Default::default()
+/// Resolves a tag to its digest (for `bundler pin`): the sha256 of the
+/// manifest the registry serves for it, with the same retries as a build.
+pub async fn resolve_tag(
+    opts: &PullOptions,
+    reporter: &dyn Reporter,
+    image: &ImageRef,
+) -> Result<Digest, PullError> {
+    let http = RegistryHttp::new(opts)?;
+    let tag = image.tag.clone().unwrap_or_else(|| "latest".into());
+    let shown = image.to_string();
+    let what = format!("tag {tag}");
+    retrying(opts, reporter, &format!("{what} of {shown}"), || async {
+        let response = http
+            .get(image, Kind::Manifest, &tag, ACCEPTED)
+            .await
+            .map_err(|e| Failed::registry(&shown, &what, e))?;
+        Ok(sha(&manifest_body(&shown, &what, response).await?))
     })
-}
-
-/// Resolves a tag to its digest (for `bundler pin`).
-pub async fn resolve_tag(client_opts: &PullOptions, image: &ImageRef) -> Result<Digest, PullError> {
-    let config = client_config(client_opts)?;
-    let client = Client::new(config);
-    let reference = Reference::with_tag(
-        image.registry.clone(),
-        image.repository.clone(),
-        image.tag.clone().unwrap_or_else(|| "latest".into()),
-    );
-    let auth = auth_for(&image.registry);
-    let (bytes, _) = client
-        .pull_manifest_raw(&reference, &auth, ACCEPTED)
-        .await
-        .map_err(|e| {
-            let (message, hint) = describe(&e);
-            PullError::Registry {
-                image: image.to_string(),
-                what: "tag".into(),
-                message,
-                hint,
-            }
-        })?;
-    Ok(sha(&bytes))
+    .await
 }

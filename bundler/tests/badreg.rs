@@ -157,6 +157,47 @@ fn a_stalled_body_times_out_is_retried_then_refused() {
 }
 
 #[test]
+fn a_429_is_retried_after_the_wait_its_retry_after_asks_for() {
+    let s = setup();
+    let d = s.web_layer();
+    // Twice 429 with `Retry-After: 2`, then the blob. The bundler's own
+    // backoff would have waited 0.5 s, then 1 s.
+    s.reg.fault(&d, Fault::TooManyRequests(2), Some(2));
+    let r = s.build(&[]);
+    s.assert_built(&r);
+    assert_eq!(s.reg.hits(&d), 3);
+    let gaps = s.reg.gaps(&d);
+    assert!(
+        gaps.iter().all(|g| g.as_secs_f64() >= 1.9),
+        "waited as asked before each retry: {gaps:?}"
+    );
+    assert!(
+        r.stderr.contains("in 2.0s (the registry's Retry-After)"),
+        "says why it waits: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_429_that_never_clears_is_retried_then_refused() {
+    let s = setup();
+    let d = s.web_layer();
+    s.reg.fault(&d, Fault::TooManyRequests(1), None);
+    let r = s.build(&[]);
+    s.assert_failed_on(&r, &d, 3, "429 Too Many Requests");
+}
+
+#[test]
+fn a_retry_after_longer_than_the_bundler_waits_fails_at_once() {
+    let s = setup();
+    let d = s.web_layer();
+    s.reg.fault(&d, Fault::TooManyRequests(3600), None);
+    let r = s.build(&[]);
+    s.assert_failed_on(&r, &d, 1, "asks to wait 3600 s");
+    assert!(r.stderr.contains("rate-limiting"), "{}", r.stderr);
+}
+
+#[test]
 fn passing_faults_are_retried_and_the_bundle_is_whole() {
     let s = setup();
     // Each of three blobs misbehaves twice, then serves; a fourth is slow.
@@ -203,4 +244,59 @@ fn a_manifest_with_wrong_bytes_is_refused_and_never_cached() {
     assert_eq!(s.reg.hits(&top) - before, 3, "bounded retries");
     assert_no_output(&s.out);
     s.assert_cache_clean_of(&top);
+}
+
+#[test]
+fn credentials_go_to_the_registry_and_not_to_where_it_redirects() {
+    // A registry with Basic auth that sends the web layer's downloads to
+    // another host (here: another port), as registries send clients to a
+    // storage backend's signed URL. The credentials must stay behind.
+    let (user, password) = ("vendor", "redirect-s3cret");
+    let reg = BadRegistry::start_with_auth(images(), user, password);
+    let storage = BadRegistry::start(images());
+    let vendor = Vendor::new(reg.addr());
+    let dir = vendor.dir.path().join("app");
+    let spec = fixtures::app::write_app("v1", reg.addr(), &dir).unwrap();
+    let with_creds = |c: &mut std::process::Command| {
+        c.env("BUNDLER_REGISTRY_USERNAME", user)
+            .env("BUNDLER_REGISTRY_PASSWORD", password);
+    };
+    let mut pin = vendor.bundler();
+    with_creds(&mut pin);
+    let r = capture(
+        pin.args(["pin", "-q"])
+            .arg(&spec)
+            .args(["--insecure-registry", reg.addr()]),
+    );
+    assert_eq!(r.code, 0, "pin: {}", r.stderr);
+    let web = reg.layers("demo/web", "1.0.0").last().unwrap().clone();
+    reg.fault(&web, Fault::Redirect(storage.port()), None);
+
+    let out = vendor.dir.path().join("demo.bundle");
+    let mut build = vendor.bundler();
+    with_creds(&mut build);
+    let r = capture(
+        build
+            .arg("build")
+            .arg(&spec)
+            .arg("--key")
+            .arg(&vendor.key)
+            .arg("-o")
+            .arg(&out)
+            .args(["--insecure-registry", reg.addr()]),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains(password), "{}", r.stderr);
+
+    let sent = reg.authorizations(&web);
+    assert!(
+        sent.last()
+            .is_some_and(|a| a.as_deref().is_some_and(|a| a.starts_with("Basic "))),
+        "the registry got the credentials: {sent:?}"
+    );
+    assert_eq!(
+        storage.authorizations(&web),
+        vec![None],
+        "the redirect target got the blob request without credentials"
+    );
 }
