@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     match bundler::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", installer::cli::error_text(&e));
             ExitCode::from(bundler::cli::exit_code(&e))
         }
     }

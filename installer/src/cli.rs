@@ -203,6 +203,25 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 /// bundled binary, so it does not update itself again.
 pub const SELF_UPDATED_ENV: &str = "INSTALLER_SELF_UPDATED";
 
+/// An error and its causes on one line, as `{:#}` prints them, but without
+/// a cause whose text is already there: our errors name their cause in
+/// their own message (for logs and problem lists) and also keep it as the
+/// source, so `{:#}` would say it twice.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut s = String::new();
+    for cause in e.chain() {
+        let t = cause.to_string();
+        if s.contains(&t) {
+            continue;
+        }
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
+        s.push_str(&t);
+    }
+    s
+}
+
 /// The exit code for an error chain.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     for c in e.chain() {
@@ -583,4 +602,41 @@ fn trust(action: TrustAction, report: &dyn Report) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{path}: {source}")]
+    struct Named {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_named_in_the_message_is_not_repeated() {
+        let e = anyhow::Error::new(Named {
+            path: "/opt/demo".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        assert_eq!(
+            format!("{e:#}"),
+            "/opt/demo: entity not found: entity not found"
+        );
+        assert_eq!(error_text(&e), "/opt/demo: entity not found");
+    }
+
+    #[test]
+    fn context_and_causes_not_in_the_message_are_kept() {
+        let e = anyhow::Error::new(std::io::Error::other("disk full"))
+            .context("writing /opt/demo/.env")
+            .context("install of demo 2.0.0");
+        assert_eq!(
+            error_text(&e),
+            "install of demo 2.0.0: writing /opt/demo/.env: disk full"
+        );
+    }
 }

@@ -104,6 +104,14 @@ pub enum InstallError {
         /// Its output.
         message: String,
     },
+    /// A signal stopped the install before it changed anything.
+    #[error("interrupted by a signal while {phase}; nothing was changed: {kept}; hint: run the install again when ready")]
+    Interrupted {
+        /// What the install was doing.
+        phase: &'static str,
+        /// What is installed (and untouched).
+        kept: String,
+    },
     /// The install failed and the previous release was restored.
     #[error("{failed}\nrolled back to {restored}{logs}")]
     RolledBack {
@@ -593,6 +601,18 @@ pub fn install(
         } if revoked.iter().any(|k| k.id.to_string() == found) => InstallError::Bundle {
             path: opts.bundle.clone(),
             source: BundleError::Signature(crate::minisign::MinisignError::Revoked(found)),
+        },
+        // The sink refuses data once a signal came: say so, not "bundle
+        // failed" (nothing was renamed into place yet).
+        _ if opts.interrupted.load(Ordering::Relaxed) => InstallError::Interrupted {
+            phase: "verifying and staging the bundle",
+            kept: match &state.current {
+                Some(r) => format!(
+                    "{} {} is still installed, its containers untouched",
+                    state.name, r.version
+                ),
+                None => "nothing was installed".into(),
+            },
         },
         InstallError::Bundle { source, .. } => InstallError::Bundle {
             path: opts.bundle.clone(),

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match installer::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", installer::cli::error_text(&e));
             ExitCode::from(installer::cli::exit_code(&e))
         }
     }
