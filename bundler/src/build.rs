@@ -28,7 +28,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::keys::SecretKey;
-use crate::output::{HashBehind, Hashing, Output, PartWriter, WrittenPart};
+use crate::output::{HashBehind, Hashing, Output, PartWriter, SyncBehind, WrittenPart};
 use crate::progress::Reporter;
 use crate::registry::{Cache, PullError, PullOptions, Puller};
 use crate::spec::SpecError;
@@ -562,6 +562,7 @@ fn write(
                 .tempfile_in(dir)
                 .map_err(io_err(dir))?;
             let f = tmp.as_file().try_clone().map_err(io_err(out))?;
+            let f = SyncBehind::new(f).map_err(io_err(out))?;
             Output::Single(tmp, io::BufWriter::with_capacity(1 << 20, f))
         }
         Some(n) => Output::Split(PartWriter::new(dir, n)),
@@ -651,8 +652,7 @@ fn write(
     let parts = match output {
         Output::Single(tmp, w) => {
             let f = w.into_inner().map_err(|x| e(x.into_error()))?;
-            f.sync_all().map_err(&e)?;
-            drop(f);
+            f.finish().map_err(&e)?;
             let f = tmp.persist(out).map_err(|x| e(x.error))?;
             set_readable(&f, out)?;
             Vec::new()

@@ -61,6 +61,98 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// How much is written between two background `fdatasync`s.
+const SYNC_EVERY: u64 = 64 << 20;
+
+/// A file flushed to disk while it is written: every [`SYNC_EVERY`] bytes a
+/// helper thread `fdatasync`s what is there so far, so the final sync waits
+/// for the last stretch, not for the whole bundle. (With plenty of RAM the
+/// kernel would otherwise keep gigabytes dirty until that final sync: 0.6 s
+/// of a 3.7 s build here, with the CPUs idle.) Just as durable: [`finish`]
+/// still syncs everything before the file is renamed into place.
+///
+/// [`finish`]: SyncBehind::finish
+#[derive(Debug)]
+pub struct SyncBehind {
+    file: File,
+    every: u64,
+    since_sync: u64,
+    kick: Option<SyncSender<()>>,
+    worker: Option<JoinHandle<io::Result<u64>>>,
+}
+
+impl SyncBehind {
+    /// Starts the helper for `file`.
+    pub fn new(file: File) -> io::Result<Self> {
+        Self::every(file, SYNC_EVERY)
+    }
+
+    fn every(file: File, every: u64) -> io::Result<Self> {
+        let clone = file.try_clone()?;
+        // One pending request at most: kicks while a sync runs coalesce.
+        let (kick, rx) = mpsc::sync_channel::<()>(1);
+        let worker = std::thread::Builder::new()
+            .name("sync-behind".into())
+            .spawn(move || {
+                let mut syncs = 0;
+                while rx.recv().is_ok() {
+                    clone.sync_data()?;
+                    syncs += 1;
+                }
+                Ok(syncs)
+            })?;
+        Ok(SyncBehind {
+            file,
+            every,
+            since_sync: 0,
+            kick: Some(kick),
+            worker: Some(worker),
+        })
+    }
+
+    /// Stops the helper (reporting its error, if a sync failed) and syncs
+    /// the whole file, data and metadata.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.stop()?;
+        self.file.sync_all()
+    }
+
+    /// Ends the helper; how many background syncs it ran.
+    fn stop(&mut self) -> io::Result<u64> {
+        drop(self.kick.take());
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("the sync-behind thread panicked")),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Write for SyncBehind {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.since_sync += n as u64;
+        if self.since_sync >= self.every {
+            self.since_sync = 0;
+            if let Some(k) = &self.kick {
+                // Full: a sync is already asked for and will cover this.
+                let _ = k.try_send(());
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for SyncBehind {
+    fn drop(&mut self) {
+        // An abandoned output (a failed build): end the helper, ignore it.
+        let _ = self.stop();
+    }
+}
+
 /// A finished part, still under its temp name.
 #[derive(Debug)]
 pub struct WrittenPart {
@@ -77,7 +169,7 @@ pub struct WrittenPart {
 pub struct PartWriter {
     dir: PathBuf,
     part_size: u64,
-    current: Option<(tempfile::NamedTempFile, Hashing<BufWriter<File>>)>,
+    current: Option<(tempfile::NamedTempFile, Hashing<BufWriter<SyncBehind>>)>,
     done: Vec<WrittenPart>,
 }
 
@@ -96,8 +188,7 @@ impl PartWriter {
         if let Some((tmp, w)) = self.current.take() {
             let (bw, size, sha256) = w.finish();
             let sha256 = sha256.expect("parts are hashed");
-            let f = bw.into_inner().map_err(|e| e.into_error())?;
-            f.sync_all()?;
+            bw.into_inner().map_err(|e| e.into_error())?.finish()?;
             self.done.push(WrittenPart { tmp, size, sha256 });
         }
         Ok(())
@@ -126,7 +217,7 @@ impl Write for PartWriter {
             let tmp = tempfile::Builder::new()
                 .prefix(".bundler-part-")
                 .tempfile_in(&self.dir)?;
-            let f = tmp.as_file().try_clone()?;
+            let f = SyncBehind::new(tmp.as_file().try_clone()?)?;
             self.current = Some((tmp, Hashing::new(BufWriter::with_capacity(1 << 20, f))));
         }
         let (_, w) = self.current.as_mut().expect("opened above");
@@ -145,7 +236,7 @@ impl Write for PartWriter {
 #[derive(Debug)]
 pub enum Output {
     /// One file, written under a temp name then renamed.
-    Single(tempfile::NamedTempFile, BufWriter<File>),
+    Single(tempfile::NamedTempFile, BufWriter<SyncBehind>),
     /// Parts.
     Split(PartWriter),
 }
@@ -168,6 +259,21 @@ impl Write for Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_behind_passes_every_byte_while_it_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut w = SyncBehind::every(File::create(&path).unwrap(), 64 << 10).unwrap();
+        for piece in data.chunks(10_007) {
+            w.write_all(piece).unwrap();
+        }
+        let syncs = w.stop().unwrap();
+        assert!(syncs > 0, "no background sync ran");
+        w.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
 
     #[test]
     fn parts_are_at_most_the_size_and_concatenate_to_the_input() {
