@@ -5,7 +5,8 @@
 # three images whose layers are ~60% gzip'd tars of real files, ~30% plain
 # tars and ~10% random bytes, plus app:2 (one image of three changed). Pushes
 # them to a loopback registry, starts a private dockerd, and measures, with
-# the contenders interleaved (A B C A B C ...), BENCH_RUNS times (default 3):
+# the contenders interleaved and their order rotated (A B C, B C A, C A B,
+# ...), BENCH_RUNS times (default 3), each started on a quiet machine:
 #   build-warm   bundler build (warm cache) | seeds: sha256sum + tar czf |
 #                best: tar | zstd -3 -T0 with parallel openssl sha256 + sign
 #   build-cold   bundler build (empty cache) | skopeo copy to oci: + tar | zstd
@@ -143,6 +144,20 @@ settle() {
   for p in "$@"; do
     if [ -d "$p" ]; then find "$p" -type f -exec cat {} + >/dev/null; else cat "$p" >/dev/null; fi
   done
+  quiet
+}
+# quiet: wait (up to 30 s) until the CPUs are at least 95% idle over half a
+# second, so that a daemon's leftover work (dockerd after a load or rmi, the
+# kernel's writeback) is not charged to the next contender.
+quiet() {
+  local i a b
+  for i in $(seq 1 60); do
+    a=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8, $5}' /proc/stat)
+    sleep 0.5
+    b=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8, $5}' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[1] - x[1]; exit !(t > 0 && (y[2] - x[2]) / t >= 0.95) }' && return 0
+  done
+  say "the machine did not go quiet in 30 s; timing anyway"
 }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 fresh() { rm -rf "$work"/x.*; mktemp -d "$work/x.XXXXXX"; }
@@ -172,38 +187,47 @@ installer_run() {
   echo "$tag $t0 $tv $tl $te $s $k"
 }
 
-for run in $(seq 1 "$runs"); do
-  say "run $run of $runs"
-  # 1. build with a warm cache
+# One function per contender; each prepares its own start state.
+bw_bundler() {
   settle "$state/cache"
   timed build-warm bundler "$B" -q build "$state/v1/bundle.yaml" --key "$state/v.key" -o "$work/out.b.bundle" --insecure-registry "$reg"
   rm -f "$work/out.b.bundle"
-  if ((!ours_only)); then
+}
+bw_seeds() {
   settle "$lay"
   timed build-warm seeds-sha256sum+tar-czf bash -c "cd '$lay' && find . -type f -print0 | sort -z | xargs -0 sha256sum >'$work/out.sums' && tar czf '$work/out.tgz' ."
+  rm -f "$work/out.tgz"
+}
+bw_best() {
   settle "$lay"
   timed build-warm best-tar-zstd+openssl bash -c "(tar cf - -C '$lay' . | zstd -q -3 -T0 -o '$work/out.tar.zst' -f) & (hash_tree '$lay' >'$work/out.sums'); wait; minisign -S -s '$state/m.key' -m '$work/out.sums' >/dev/null </dev/null"
-  fi
-  # 2. cold cache
+  rm -f "$work/out.tar.zst"
+}
+bc_bundler() {
   rm -rf "$state/cold"
   settle "$state/registry"
   timed build-cold bundler env BUNDLER_CACHE_DIR="$state/cold" "$B" -q build "$state/v1/bundle.yaml" --key "$state/v.key" -o "$work/out.c.bundle" --insecure-registry "$reg"
   rm -rf "$state/cold" "$work/out.c.bundle"
-  if ((!ours_only)); then
+}
+bc_skopeo() {
   rm -rf "$work/out.oci"
   settle "$state/registry"
   timed build-cold skopeo-copy+tar-zstd bash -c "for i in app:1 db:1 cache:1; do skopeo copy -q --src-tls-verify=false --dest-oci-accept-uncompressed-layers docker://$reg/bench/\$i oci:$work/out.oci:\${i/:/-}; done; tar cf - -C '$work/out.oci' . | zstd -q -3 -T0 -o '$work/out.tar.zst' -f"
-  rm -rf "$work/out.oci"
-  fi
-  # 3. verify
+  rm -rf "$work/out.oci" "$work/out.tar.zst"
+}
+v_installer() {
   settle "$state/v1.bundle"
   timed verify installer "$I" verify "$state/v1.bundle" --public-key "$state/v.pub"
-  if ((!ours_only)); then
-  x=$(fresh)
+}
+v_two_pass() {
+  local x; x=$(fresh)
   settle "$state/best.tar.zst"
   timed verify two-pass-zstd-d+tar-x+sha256sum-c bash -c "zstd -q -d '$state/best.tar.zst' -o '$x/t.tar' && mkdir '$x/d' && tar xf '$x/t.tar' -C '$x/d' && cd '$x/d' && sha256sum -c --quiet '$state/best.sums'"
-  fi
-  # 4 + 5. a full install (extraction and loading phases), the baselines
+  rm -rf "$x"
+}
+# A full install gives the extraction and loading phases and the upgrade's baseline.
+i_installer() {
+  local line t0 tv tl te s k
   engine_reset
   settle "$state/v1.bundle"
   line=$(installer_run full "$state/v1.bundle" "$work/opt1" --public-key "$state/v.pub")
@@ -211,18 +235,31 @@ for run in $(seq 1 "$runs"); do
   record extract installer "$(sub "$tv" "$t0")" "$k"
   record load installer "$(sub "$tl" "$tv")" "$k"
   record upgrade full-install-1.0.0 "$s" "$k"
-  if ((!ours_only)); then
-  x=$(fresh)
+  # The engine's copy of the images is as large as the corpus: drop it
+  # before anything else needs the disk.
+  engine_reset
+}
+i_best() {
+  local x; x=$(fresh)
   settle "$state/best.tar.zst"
   timed extract zstd-d-tar-x+openssl bash -c "mkdir '$x/d' && zstd -q -d -c '$state/best.tar.zst' | tar xf - -C '$x/d' && hash_tree '$x/d'"
-  x=$(fresh)
+  rm -rf "$x"
+}
+i_seeds() {
+  local x; x=$(fresh)
   settle "$state/seeds.tgz"
   timed extract seeds-tar-xzf+sha256sum-c bash -c "mkdir '$x/d' && tar xzf '$state/seeds.tgz' -C '$x/d' && cd '$x/d' && sha256sum -c --quiet '$state/seeds.sums'"
+  rm -rf "$x"
+}
+i_docker_load() {
   engine_reset
   settle "$state/app-1.tar" "$state/db-1.tar" "$state/cache-1.tar"
   timed load docker-load-skopeo-archive bash -c "for t in app-1 db-1 cache-1; do /usr/bin/docker load -q -i \"$state/\$t.tar\"; done"
-  fi
-  # 5b. upgrade: 2.0.0 over 1.0.0 changes one image of three
+  engine_reset
+}
+# upgrade: 2.0.0 over 1.0.0 changes one image of three
+u_installer() {
+  local line t0 tv tl te s k
   engine_reset
   installer_run setup "$state/v1.bundle" "$work/opt2" --public-key "$state/v.pub" >/dev/null
   "$I" inventory --dir "$work/opt2" -o "$state/have.json" 2>/dev/null
@@ -231,9 +268,32 @@ for run in $(seq 1 "$runs"); do
   read -r _ t0 tv tl te s k <<<"$line"
   record upgrade installer-upgrade-2.0.0 "$s" "$k"
   record load installer-upgrade-load "$(sub "$tl" "$tv")" "$k"
-  # The engine's copy of the images is as large as the corpus: drop it before
-  # the next run's builds need the disk.
   engine_reset
+}
+# rotate RUN F...: runs every F, run r starting at the r-th, so that over
+# the runs each contender takes each place in the order (whatever the
+# previous step left behind, a large delete or a busy engine, does not
+# always fall on the same contender).
+rotate() {
+  local r=$1; shift
+  local n=$# i
+  for ((i = 0; i < n; i++)); do
+    local k=$(((r - 1 + i) % n + 1))
+    "${!k}"
+  done
+}
+
+for run in $(seq 1 "$runs"); do
+  say "run $run of $runs"
+  if ((ours_only)); then
+    bw_bundler; bc_bundler; v_installer; i_installer; u_installer
+  else
+    rotate "$run" bw_bundler bw_seeds bw_best
+    rotate "$run" bc_bundler bc_skopeo
+    rotate "$run" v_installer v_two_pass
+    rotate "$run" i_installer i_best i_seeds i_docker_load
+    u_installer
+  fi
 done
 
 # The delta for the same upgrade, from what 1.0.0 had installed.
