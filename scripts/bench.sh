@@ -283,17 +283,16 @@ rotate() {
   done
 }
 
+# base F...: the baselines' contenders, none with BENCH_ONLY=ours.
+base() { ((ours_only)) || echo "$@"; }
+
 for run in $(seq 1 "$runs"); do
   say "run $run of $runs"
-  if ((ours_only)); then
-    bw_bundler; bc_bundler; v_installer; i_installer; u_installer
-  else
-    rotate "$run" bw_bundler bw_seeds bw_best
-    rotate "$run" bc_bundler bc_skopeo
-    rotate "$run" v_installer v_two_pass
-    rotate "$run" i_installer i_best i_seeds i_docker_load
-    u_installer
-  fi
+  rotate "$run" bw_bundler $(base bw_seeds bw_best)
+  rotate "$run" bc_bundler $(base bc_skopeo)
+  rotate "$run" v_installer $(base v_two_pass)
+  rotate "$run" i_installer $(base i_best i_seeds i_docker_load)
+  u_installer
 done
 
 # The delta for the same upgrade, from what 1.0.0 had installed.
