@@ -27,6 +27,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
+use crate::frames::FrameEncoder;
 use crate::keys::SecretKey;
 use crate::output::{HashBehind, Hashing, Output, PartWriter, SyncBehind, WrittenPart};
 use crate::progress::Reporter;
@@ -787,8 +788,8 @@ pub fn is_precompressed(media_type: &str) -> bool {
 
 /// zstd or gzip over a writer.
 pub enum Encoder<W: Write> {
-    /// zstd.
-    Zstd(zstd::stream::write::Encoder<'static, W>),
+    /// zstd, as independent frames ([`crate::frames`]).
+    Zstd(FrameEncoder<W>),
     /// gzip.
     Gzip(flate2::write::GzEncoder<W>),
 }
@@ -807,26 +808,18 @@ impl<W: Write> Encoder<W> {
     pub fn new(w: W, c: Compression, level: Option<i32>, threads: u32) -> io::Result<Self> {
         Ok(match c {
             Compression::Zstd => {
-                let mut e =
-                    zstd::stream::write::Encoder::new(w, level.unwrap_or(DEFAULT_ZSTD_LEVEL))?;
                 let workers = if threads == 0 {
                     std::thread::available_parallelism()
-                        .map(|n| n.get() as u32)
+                        .map(|n| n.get())
                         .unwrap_or(1)
                 } else {
-                    threads
+                    threads as usize
                 };
-                e.multithread(workers)?;
-                // Bounded memory: zstd's default job is 4 windows (32 MiB at
-                // window_log 23), and each worker holds input and output
-                // for a job or two. 4 MiB jobs: peak RSS of a 1.6 GB build
-                // 69 MiB instead of 122 MiB with 8 MiB jobs, as fast, and
-                // the bundle 0.05% larger.
-                e.set_parameter(zstd::zstd_safe::CParameter::JobSize(4 << 20))?;
-                e.include_checksum(true)?;
-                // Keep the window within what the installer accepts.
-                e.window_log(installer::bundle::ZSTD_WINDOW_LOG_MAX.min(23))?;
-                Encoder::Zstd(e)
+                Encoder::Zstd(FrameEncoder::new(
+                    w,
+                    level.unwrap_or(DEFAULT_ZSTD_LEVEL),
+                    workers,
+                )?)
             }
             Compression::Gzip => Encoder::Gzip(
                 flate2::GzBuilder::new()
@@ -836,14 +829,12 @@ impl<W: Write> Encoder<W> {
         })
     }
 
-    /// Changes the zstd level from the next job on (mid-stream; gzip keeps
-    /// its level). Output stays deterministic: the change happens at the
-    /// same input offset every time.
+    /// Changes the zstd level from the next frame on (gzip keeps its
+    /// level). Output stays deterministic: the change happens at the
+    /// same byte whatever the number of workers.
     pub fn set_level(&mut self, level: i32) -> io::Result<()> {
         match self {
-            Encoder::Zstd(e) => {
-                e.set_parameter(zstd::zstd_safe::CParameter::CompressionLevel(level))
-            }
+            Encoder::Zstd(e) => e.set_level(level),
             Encoder::Gzip(_) => Ok(()),
         }
     }

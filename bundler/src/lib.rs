@@ -4,7 +4,8 @@
 //!    bundled images.
 //! 2. [`registry`] resolves pinned images and pulls their blobs into a
 //!    verified content-addressed cache, over [`http`]'s registry GETs.
-//! 3. [`build`] writes the archive: manifest, signature, files, OCI layout.
+//! 3. [`build`] writes the archive: manifest, signature, files, OCI layout,
+//!    compressed as independent zstd frames by [`frames`].
 //! 4. [`keys`] makes and reads minisign keys and signs manifests.
 //! 5. [`cli`] and [`run`] tie the commands together for the binary.
 
@@ -12,6 +13,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod frames;
 pub mod http;
 pub mod keys;
 pub mod output;

@@ -18,6 +18,12 @@
 //! Every entry is a regular file with mode 0644 or 0755, uid/gid 0 and a
 //! fixed mtime; there are no directory, link or device entries.
 //!
+//! A zstd bundle is a run of independent zstd frames, each holding at most
+//! [`ZSTD_FRAME`] bytes of the tar stream and declaring its content size, so
+//! the installer can decompress several at once (any frames of at most
+//! [`ZSTD_FRAME_MAX`] bytes are read that way; a stream whose first frame
+//! declares no size is read as one ordinary zstd stream).
+//!
 //! A split bundle is that same byte stream cut into parts
 //! ([`part_file_name`]), plus a signed part index ([`parts_index_name`]) that
 //! lists each part's size and sha256 so any part can be checked on its own.
@@ -54,6 +60,11 @@ pub const RESERVED: &[&str] = &[STATE_DIR, ENV_FILE, BACKUPS_DIR];
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// Upper bound on the signature's size.
 pub const MAX_SIGNATURE_BYTES: u64 = 4096;
+/// Bytes of the tar stream the bundler puts in one zstd frame.
+pub const ZSTD_FRAME: usize = 4 << 20;
+/// Largest frame content the installer decompresses in parallel; a later
+/// frame over it (or with no declared size) is refused.
+pub const ZSTD_FRAME_MAX: usize = 8 << 20;
 /// Format version written by this crate.
 pub const FORMAT_VERSION: u32 = 1;
 
