@@ -22,6 +22,7 @@ use manifest_schema::layout::{self, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES};
 use manifest_schema::{Descriptor, Digest, FileEntry, Manifest, Problem, RelPath};
 use sha2::{Digest as _, Sha256};
 
+use crate::frames::{self, FrameReader};
 use crate::minisign::{MinisignError, PublicKey, Signature};
 use crate::readahead::ReadAhead;
 use crate::tarfmt::{TarError, TarReader};
@@ -353,24 +354,50 @@ pub fn open(path: &Path) -> Result<Input, BundleError> {
 
 /// Wraps a raw (compressed) stream, detecting its compression.
 pub fn from_reader(origin: &Path, raw: Box<dyn Read + Send>) -> Result<Input, BundleError> {
-    // Three stages, each on its own thread: reading the media (here),
-    // decompressing (below), hashing and writing (the caller). The
-    // decompressor reads the chunks in place.
-    let mut raw = ReadAhead::spawn(raw).map_err(|e| BundleError::Open {
-        path: origin.to_owned(),
-        source: e,
-    })?;
-    let magic = {
-        use std::io::BufRead;
-        let b = raw.fill_buf().map_err(|e| BundleError::Open {
-            path: origin.to_owned(),
-            source: e,
-        })?;
-        b[..b.len().min(4)].to_vec()
-    };
+    // Reading the media, decompressing, and hashing and writing (the
+    // caller) each run on threads of their own. The first bytes tell how to
+    // read the rest; they are read again after.
+    let mut raw = raw;
+    let mut head = vec![0u8; 32];
+    let mut got = 0;
+    while got < head.len() {
+        match raw.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(BundleError::Open {
+                    path: origin.to_owned(),
+                    source: e,
+                })
+            }
+        }
+    }
+    head.truncate(got);
+    let raw = io::Cursor::new(head.clone()).chain(raw);
+    let magic = &head[..head.len().min(4)];
     if magic.is_empty() {
         return Err(BundleError::Empty(origin.to_owned()));
     }
+    if frames::is_framed(&head) {
+        // The bundler's frames: decompressed on every core.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let reader = FrameReader::spawn(raw, workers).map_err(|e| BundleError::Open {
+            path: origin.to_owned(),
+            source: e,
+        })?;
+        return Ok(Input {
+            origin: origin.to_owned(),
+            compression: Compression::Zstd,
+            reader: Box::new(reader),
+        });
+    }
+    // Any other zstd stream (one frame of unknown size, say) or gzip: one
+    // decompressing thread, fed by one reading thread.
+    let raw = ReadAhead::spawn(raw).map_err(|e| BundleError::Open {
+        path: origin.to_owned(),
+        source: e,
+    })?;
     let (compression, reader): (Compression, Box<dyn Read + Send>) =
         if magic.starts_with(&ZSTD_MAGIC) {
             let mut d =
@@ -392,7 +419,7 @@ pub fn from_reader(origin: &Path, raw: Box<dyn Read + Send>) -> Result<Input, Bu
         } else {
             return Err(BundleError::UnknownFormat {
                 path: origin.to_owned(),
-                magic: manifest_schema::digest::hex(&magic),
+                magic: manifest_schema::digest::hex(magic),
             });
         };
     // Decompression runs on its own thread; hashing and writing on the

@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod cli;
 pub mod engine;
 pub mod envfile;
+pub mod frames;
 pub mod health;
 pub mod install;
 pub mod minisign;

@@ -79,8 +79,21 @@ fn tar_bytes(entries: &[E]) -> Vec<u8> {
     out
 }
 
-/// Compresses as the bundler does (with zstd's frame checksum).
+/// Compresses as the bundler does: independent frames that declare their
+/// size and end with zstd's checksum (small frames, so that even these
+/// small bundles have many).
 fn zstd(raw: &[u8]) -> Vec<u8> {
+    let mut c = zstd::bulk::Compressor::new(3).unwrap();
+    c.include_checksum(true).unwrap();
+    c.include_contentsize(true).unwrap();
+    raw.chunks(64 << 10)
+        .flat_map(|p| c.compress(p).unwrap())
+        .collect()
+}
+
+/// One streamed frame of unknown size, as `zstd` writes to a pipe: the
+/// installer reads it on its one-thread path.
+fn zstd_stream(raw: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut e = zstd::Encoder::new(Vec::new(), 3).unwrap();
     e.include_checksum(true).unwrap();
@@ -268,6 +281,63 @@ fn cases(base: &[E], good: &Forger, other: &Forger) -> Vec<Case> {
         "hint: the bundle is damaged or incomplete",
     ));
 
+    // The same damage to one streamed frame (the one-thread path).
+    let stream = zstd_stream(&tar_bytes(base));
+    let mut b = stream.clone();
+    b[5] ^= 0xff;
+    v.push(case(
+        "stream_flipped_framing",
+        b,
+        2,
+        "hint: the bundle is damaged or incomplete",
+    ));
+    let mut b = stream.clone();
+    let k = b.len() - 2;
+    b[k] ^= 0xff;
+    v.push(case(
+        "stream_flipped_checksum",
+        b,
+        2,
+        "hint: the bundle is damaged or incomplete",
+    ));
+    v.push(case(
+        "stream_truncated_at_50pct",
+        stream[..stream.len() / 2].to_vec(),
+        2,
+        "copy it again",
+    ));
+    let mut b = stream.clone();
+    b.extend_from_slice(b"garbage after the frame");
+    v.push(case(
+        "stream_trailing_garbage",
+        b,
+        2,
+        "hint: the bundle is damaged or incomplete",
+    ));
+
+    // Frames the bundler never writes, after sized ones.
+    let mut b = valid.clone();
+    b.extend(zstd_stream(b"more"));
+    v.push(case("frame_without_size", b, 2, "declares no content size"));
+    let mut b = valid.clone();
+    let mut c = zstd::bulk::Compressor::new(1).unwrap();
+    c.include_contentsize(true).unwrap();
+    b.extend(c.compress(&vec![0u8; (8 << 20) + 1]).unwrap());
+    v.push(case(
+        "frame_over_the_size_limit",
+        b,
+        2,
+        "over the limit of 8388608",
+    ));
+    let mut b = valid.clone();
+    b.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4]);
+    v.push(case(
+        "skippable_frame",
+        b,
+        2,
+        "not a zstd frame (first bytes 502a4d18)",
+    ));
+
     let blobs: Vec<usize> = (0..base.len())
         .filter(|i| base[*i].name.starts_with(b"images/blobs/"))
         .collect();
@@ -447,6 +517,12 @@ fn cases(base: &[E], good: &Forger, other: &Forger) -> Vec<Case> {
         2,
         "larger than the manifest declares",
     ));
+    v.push(case(
+        "stream_decompression_bomb",
+        zstd_stream(&raw),
+        2,
+        "larger than the manifest declares",
+    ));
 
     // Not bundles.
     v.push(case(
@@ -505,16 +581,22 @@ fn verify_refuses_every_hostile_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let (_vendor, base, good, other) = forge_base(dir.path());
     // The re-signed base itself is fine.
-    let ok = dir.path().join("ok.bundle");
-    std::fs::write(&ok, zstd(&tar_bytes(&base))).unwrap();
-    let r = capture(
-        installer(None)
-            .arg("verify")
-            .arg(&ok)
-            .arg("--public-key")
-            .arg(&good.pub_path),
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    // So is the same archive as one streamed zstd frame.
+    for (name, bytes) in [
+        ("ok.bundle", zstd(&tar_bytes(&base))),
+        ("ok-stream.bundle", zstd_stream(&tar_bytes(&base))),
+    ] {
+        let ok = dir.path().join(name);
+        std::fs::write(&ok, bytes).unwrap();
+        let r = capture(
+            installer(None)
+                .arg("verify")
+                .arg(&ok)
+                .arg("--public-key")
+                .arg(&good.pub_path),
+        );
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+    }
     let all = cases(&base, &good, &other);
     assert!(all.len() > 40, "{}", all.len());
     for c in &all {
