@@ -31,8 +31,9 @@ use crate::tarfmt::{TarError, TarReader};
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// gzip members start with these bytes.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-/// Largest zstd window accepted (2^24 = 16 MiB): the bundler never uses a
-/// larger one, and a hostile stream cannot make the decoder allocate more.
+/// Largest zstd window accepted in a stream of unknown size (2^24 = 16 MiB):
+/// the bundler's 4 MiB frames never need more, and a hostile stream cannot
+/// make the decoder allocate more.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
 /// Compression of a bundle.

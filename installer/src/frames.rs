@@ -1,11 +1,11 @@
 //! Decompressing a bundle's zstd frames on every core.
 //!
 //! The bundler writes independent frames that each declare their content
-//! size (at most [`ZSTD_FRAME_MAX`]). One thread reads the raw stream straight into
-//! frame buffers, cutting it by the block headers without decoding; workers
-//! decompress whole frames straight into buffers of the declared size; the
-//! reader hands the frames out in order. Verifying is then bound by hashing,
-//! not by one core's decoding.
+//! size (at most [`ZSTD_FRAME_MAX`]). One thread reads the raw stream
+//! straight into frame buffers, cutting it by the block headers without
+//! decoding; workers decompress whole frames straight into buffers of the
+//! declared size; the reader hands the frames out in order. Verifying is
+//! then bound by hashing, not by one core's decoding.
 //!
 //! Memory is bounded: at most [`DEPTH`] + 2 frames are in flight, each at
 //! most [`ZSTD_FRAME_MAX`] decompressed and [`MAX_COMPRESSED`] compressed.
