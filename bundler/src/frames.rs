@@ -19,6 +19,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
+use installer::readahead::Pool;
 use manifest_schema::layout::ZSTD_FRAME;
 use zstd::zstd_safe::{self, CCtx, CParameter};
 
@@ -43,7 +44,7 @@ pub struct FrameEncoder<W: Write> {
     pending: VecDeque<Receiver<Done>>,
     in_flight: usize,
     spare_inputs: Vec<Vec<u8>>,
-    spare_outputs: Arc<Mutex<Vec<Vec<u8>>>>,
+    spare_outputs: Arc<Pool>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -62,7 +63,7 @@ impl<W: Write> FrameEncoder<W> {
         let workers = workers.max(1);
         let (jobs, rx) = mpsc::sync_channel::<Job>(workers);
         let rx = Arc::new(Mutex::new(rx));
-        let spare_outputs = Arc::new(Mutex::new(Vec::new()));
+        let spare_outputs = Arc::new(Pool::new(workers + 2));
         let handles = (0..workers)
             .map(|i| {
                 let rx = Arc::clone(&rx);
@@ -92,11 +93,6 @@ impl<W: Write> FrameEncoder<W> {
             self.level = level;
         }
         Ok(())
-    }
-
-    /// The writer under the frames.
-    pub fn get_ref(&self) -> &W {
-        &self.out
     }
 
     /// Ends the last frame, writes everything, stops the workers and hands
@@ -154,7 +150,7 @@ impl<W: Write> FrameEncoder<W> {
         }
         input.clear();
         self.spare_inputs.push(input);
-        self.spare_outputs.lock().expect("pool").push(frame);
+        self.spare_outputs.give(frame);
         Ok(())
     }
 }
@@ -174,15 +170,14 @@ impl<W: Write> Write for FrameEncoder<W> {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, spare: &Mutex<Vec<Vec<u8>>>) {
+fn work(jobs: &Mutex<Receiver<Job>>, spare: &Pool) {
     let mut cctx = CCtx::create();
     loop {
         let job = match jobs.lock().expect("queue").recv() {
             Ok(j) => j,
             Err(_) => return,
         };
-        let mut out = spare.lock().expect("pool").pop().unwrap_or_default();
-        out.clear();
+        let mut out = spare.take();
         out.reserve(zstd_safe::compress_bound(job.input.len()));
         let r = compress(&mut cctx, job.level, &job.input, &mut out);
         let _ = job.done.send(r.map(|()| (out, job.input)));

@@ -13,7 +13,7 @@
 //! frame without a declared size or over the limit, a dictionary) is an
 //! `InvalidData` error naming its offset; an early end is `UnexpectedEof`.
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, Read};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -22,6 +22,7 @@ use manifest_schema::layout::ZSTD_FRAME_MAX;
 use zstd::zstd_safe::{self, DCtx};
 
 use crate::bundle::ZSTD_MAGIC;
+use crate::readahead::{Chunked, Chunks, Pool};
 
 /// Frames decompressed ahead of the reader.
 pub const DEPTH: usize = 4;
@@ -34,8 +35,6 @@ const MAX_BLOCK: usize = 128 << 10;
 /// What a frame header says, as far as this reader cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
-    /// Bytes of the header itself.
-    pub len: usize,
     /// Declared content size, if any.
     pub content_size: Option<u64>,
     /// The frame ends with a 4-byte checksum.
@@ -44,9 +43,10 @@ pub struct Header {
     pub dictionary: bool,
 }
 
-/// Parses a zstd frame header at the start of `b`: `Ok(None)` when `b` is
-/// too short to tell, an error when it is not a zstd frame header.
-pub fn parse_header(b: &[u8]) -> Result<Option<Header>, String> {
+/// Length of the zstd frame header at the start of `b`, which its first 5
+/// bytes tell: `Ok(None)` when `b` is shorter, an error when it is not a
+/// zstd frame header.
+fn header_len(b: &[u8]) -> Result<Option<usize>, String> {
     if b.len() < 5 {
         return Ok(None);
     }
@@ -60,27 +60,45 @@ pub fn parse_header(b: &[u8]) -> Result<Option<Header>, String> {
     if fhd & 0x08 != 0 {
         return Err("zstd frame header has its reserved bit set".into());
     }
+    let (window, dict, fcs) = fields(fhd);
+    Ok(Some(5 + window + dict + fcs))
+}
+
+/// Bytes of the window descriptor, dictionary ID and content size fields
+/// that the frame header descriptor `fhd` announces.
+fn fields(fhd: u8) -> (usize, usize, usize) {
     let single_segment = fhd & 0x20 != 0;
-    let dict_len = [0, 1, 2, 4][(fhd & 0x03) as usize];
-    let fcs_len = match fhd >> 6 {
+    let fcs = match fhd >> 6 {
         0 if single_segment => 1,
         0 => 0,
         1 => 2,
         2 => 4,
         _ => 8,
     };
-    let len = 5 + usize::from(!single_segment) + dict_len + fcs_len;
+    (
+        usize::from(!single_segment),
+        [0, 1, 2, 4][usize::from(fhd & 0x03)],
+        fcs,
+    )
+}
+
+/// Parses a zstd frame header at the start of `b`: `Ok(None)` when `b` is
+/// too short to tell, an error when it is not a zstd frame header.
+pub fn parse_header(b: &[u8]) -> Result<Option<Header>, String> {
+    let Some(len) = header_len(b)? else {
+        return Ok(None);
+    };
     if b.len() < len {
         return Ok(None);
     }
-    let dict_at = 5 + usize::from(!single_segment);
+    let fhd = b[4];
+    let (window, dict_len, fcs_len) = fields(fhd);
+    let dict_at = 5 + window;
     let dictionary = b[dict_at..dict_at + dict_len].iter().any(|x| *x != 0);
-    let fcs = &b[dict_at + dict_len..len];
     let mut v = [0u8; 8];
-    v[..fcs_len].copy_from_slice(fcs);
+    v[..fcs_len].copy_from_slice(&b[dict_at + dict_len..len]);
     let n = u64::from_le_bytes(v);
     Ok(Some(Header {
-        len,
         content_size: match fcs_len {
             0 => None,
             2 => Some(n + 256),
@@ -110,38 +128,14 @@ struct Job {
     done: SyncSender<Frame>,
 }
 
-/// Buffers handed back for reuse.
-#[derive(Default)]
-struct Pool(Mutex<Vec<Vec<u8>>>);
-
-impl Pool {
-    fn take(&self) -> Vec<u8> {
-        self.0.lock().expect("pool").pop().unwrap_or_default()
-    }
-    fn give(&self, mut v: Vec<u8>) {
-        let mut p = self.0.lock().expect("pool");
-        if p.len() < DEPTH + 2 {
-            v.clear();
-            p.push(v);
-        }
-    }
-}
-
 /// The decompressed stream, in order; see the module docs.
-pub struct FrameReader {
-    ordered: Receiver<Option<Receiver<Frame>>>,
-    current: Vec<u8>,
-    pos: usize,
-    done: bool,
-    decoded: Arc<Pool>,
-}
+pub type FrameReader = Chunked<Ordered>;
 
-impl std::fmt::Debug for FrameReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrameReader")
-            .field("done", &self.done)
-            .finish()
-    }
+/// The frames in stream order, each as its worker finishes it.
+#[derive(Debug)]
+pub struct Ordered {
+    ordered: Receiver<Option<Receiver<Frame>>>,
+    decoded: Arc<Pool>,
 }
 
 impl FrameReader {
@@ -152,8 +146,8 @@ impl FrameReader {
         let (ordered_tx, ordered) = mpsc::sync_channel(DEPTH);
         let (jobs_tx, jobs) = mpsc::sync_channel::<Job>(1);
         let jobs = Arc::new(Mutex::new(jobs));
-        let decoded = Arc::new(Pool::default());
-        let compressed = Arc::new(Pool::default());
+        let decoded = Arc::new(Pool::new(DEPTH + 2));
+        let compressed = Arc::new(Pool::new(DEPTH + 2));
         for i in 0..workers.max(1) {
             let jobs = Arc::clone(&jobs);
             let decoded = Arc::clone(&decoded);
@@ -165,61 +159,21 @@ impl FrameReader {
         thread::Builder::new()
             .name("frames".into())
             .spawn(move || split(raw, &ordered_tx, &jobs_tx, &compressed))?;
-        Ok(FrameReader {
-            ordered,
-            current: Vec::new(),
-            pos: 0,
-            done: false,
-            decoded,
-        })
-    }
-
-    /// Makes the next frame current once this one is used up; false at the
-    /// end.
-    fn refill(&mut self) -> io::Result<bool> {
-        while self.pos == self.current.len() {
-            if self.done {
-                return Ok(false);
-            }
-            let stopped = || io::Error::other("the zstd frame reader stopped");
-            let next = match self.ordered.recv() {
-                Ok(Some(rx)) => rx.recv().map_err(|_| stopped()).and_then(|r| r),
-                Ok(None) => {
-                    self.done = true;
-                    return Ok(false);
-                }
-                Err(_) => Err(stopped()),
-            };
-            let next = next.inspect_err(|_| self.done = true)?;
-            let old = std::mem::replace(&mut self.current, next);
-            self.pos = 0;
-            self.decoded.give(old);
-        }
-        Ok(true)
+        Ok(Chunked::new(Ordered { ordered, decoded }))
     }
 }
 
-impl Read for FrameReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if out.is_empty() || !self.refill()? {
-            return Ok(0);
+impl Chunks for Ordered {
+    fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let stopped = || io::Error::other("the zstd frame reader stopped");
+        match self.ordered.recv() {
+            Ok(Some(rx)) => rx.recv().map_err(|_| stopped())?.map(Some),
+            Ok(None) => Ok(None),
+            Err(_) => Err(stopped()),
         }
-        let n = out.len().min(self.current.len() - self.pos);
-        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
-}
-
-impl BufRead for FrameReader {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if !self.refill()? {
-            return Ok(&[]);
-        }
-        Ok(&self.current[self.pos..])
-    }
-    fn consume(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.current.len());
+    fn recycle(&mut self, frame: Vec<u8>) {
+        self.decoded.give(frame);
     }
 }
 
@@ -263,12 +217,13 @@ fn next_frame<R: Read>(raw: &mut R, frame: &mut Vec<u8>, offset: u64) -> io::Res
             Err(e) => return Err(e),
         }
     }
-    let header = loop {
-        match parse_header(frame).map_err(|e| invalid(offset, e))? {
-            Some(h) => break h,
-            None => take(raw, frame, 1, offset)?,
-        }
-    };
+    let len = header_len(frame)
+        .map_err(|e| invalid(offset, e))?
+        .expect("5 bytes tell the header's length");
+    take(raw, frame, len - 5, offset)?;
+    let header = parse_header(frame)
+        .map_err(|e| invalid(offset, e))?
+        .expect("the whole header is read");
     if header.dictionary {
         return Err(invalid(offset, "the zstd frame needs a dictionary"));
     }

@@ -1,4 +1,5 @@
-//! A reader that runs its source on another thread.
+//! A reader that runs its source on another thread, and the chunked
+//! reading it shares with [`crate::frames`].
 //!
 //! Decompression and hashing are each about as fast as one core: run in
 //! sequence they halve the speed of `verify`. [`ReadAhead`] moves the
@@ -20,20 +21,13 @@ pub const CHUNK: usize = 1 << 20;
 pub const DEPTH: usize = 4;
 
 /// Reads `inner` on a thread; see the module docs.
-pub struct ReadAhead {
+pub type ReadAhead = Chunked<Filled>;
+
+/// The chunks [`ReadAhead`]'s thread fills.
+#[derive(Debug)]
+pub struct Filled {
     full: Receiver<io::Result<Vec<u8>>>,
     empty: SyncSender<Vec<u8>>,
-    current: Vec<u8>,
-    pos: usize,
-    done: bool,
-}
-
-impl std::fmt::Debug for ReadAhead {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadAhead")
-            .field("done", &self.done)
-            .finish()
-    }
 }
 
 impl ReadAhead {
@@ -45,13 +39,22 @@ impl ReadAhead {
         thread::Builder::new()
             .name("read-ahead".into())
             .spawn(move || fill(inner, &full_tx, &empty_rx))?;
-        Ok(ReadAhead {
-            full,
-            empty,
-            current: Vec::new(),
-            pos: 0,
-            done: false,
-        })
+        Ok(Chunked::new(Filled { full, empty }))
+    }
+}
+
+impl Chunks for Filled {
+    fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        match self.full.recv() {
+            // An empty chunk marks the end.
+            Ok(Ok(chunk)) if chunk.is_empty() => Ok(None),
+            Ok(chunk) => chunk.map(Some),
+            Err(_) => Err(io::Error::other("the read-ahead thread stopped")),
+        }
+    }
+    fn recycle(&mut self, chunk: Vec<u8>) {
+        // A full return queue only means the thread allocates anew.
+        let _ = self.empty.try_send(chunk);
     }
 }
 
@@ -92,39 +95,64 @@ fn fill<R: Read>(mut inner: R, full: &SyncSender<io::Result<Vec<u8>>>, empty: &R
     }
 }
 
-impl ReadAhead {
+/// Where a [`Chunked`] reader gets its chunks.
+pub trait Chunks {
+    /// The next chunk (it may be empty), or `None` at the end.
+    fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>>;
+    /// Takes back a chunk that has been read, for reuse.
+    fn recycle(&mut self, chunk: Vec<u8>);
+}
+
+/// Reads a run of chunks as one stream, handing out the chunks themselves
+/// through [`io::BufRead`]: a consumer that takes a `BufRead` (a
+/// decompressor, the tar reader) reads them without another copy.
+pub struct Chunked<S> {
+    source: S,
+    current: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl<S> std::fmt::Debug for Chunked<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunked")
+            .field("source", &std::any::type_name::<S>())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl<S: Chunks> Chunked<S> {
+    /// Reads the chunks of `source`.
+    pub fn new(source: S) -> Self {
+        Chunked {
+            source,
+            current: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+
     /// Makes the next chunk current once this one is used up; false at the
-    /// end.
+    /// end. After an error, the stream stays ended.
     fn refill(&mut self) -> io::Result<bool> {
         while self.pos == self.current.len() {
             if self.done {
                 return Ok(false);
             }
-            let next = match self.full.recv() {
-                Ok(Ok(chunk)) => chunk,
-                Ok(Err(e)) => {
-                    self.done = true;
-                    return Err(e);
-                }
-                Err(_) => {
-                    self.done = true;
-                    return Err(io::Error::other("the read-ahead thread stopped"));
-                }
-            };
-            if next.is_empty() {
+            let Some(next) = self.source.next_chunk().inspect_err(|_| self.done = true)? else {
                 self.done = true;
                 return Ok(false);
-            }
+            };
             let old = std::mem::replace(&mut self.current, next);
             self.pos = 0;
-            // A full return queue only means the thread allocates anew.
-            let _ = self.empty.try_send(old);
+            self.source.recycle(old);
         }
         Ok(true)
     }
 }
 
-impl Read for ReadAhead {
+impl<S: Chunks> Read for Chunked<S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() || !self.refill()? {
             return Ok(0);
@@ -136,9 +164,7 @@ impl Read for ReadAhead {
     }
 }
 
-/// Hands out the chunks themselves: a consumer that takes a `BufRead`
-/// (a decompressor) reads them without another copy.
-impl io::BufRead for ReadAhead {
+impl<S: Chunks> io::BufRead for Chunked<S> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if !self.refill()? {
             return Ok(&[]);
@@ -147,6 +173,35 @@ impl io::BufRead for ReadAhead {
     }
     fn consume(&mut self, n: usize) {
         self.pos = (self.pos + n).min(self.current.len());
+    }
+}
+
+/// Buffers handed back for reuse across threads, at most `cap` kept.
+#[derive(Debug)]
+pub struct Pool {
+    buffers: std::sync::Mutex<Vec<Vec<u8>>>,
+    cap: usize,
+}
+
+impl Pool {
+    /// An empty pool that keeps at most `cap` buffers.
+    pub fn new(cap: usize) -> Self {
+        Pool {
+            buffers: std::sync::Mutex::new(Vec::new()),
+            cap,
+        }
+    }
+    /// A buffer from the pool (empty, with its capacity), or a new one.
+    pub fn take(&self) -> Vec<u8> {
+        self.buffers.lock().expect("pool").pop().unwrap_or_default()
+    }
+    /// Returns a buffer; it is dropped if the pool is full.
+    pub fn give(&self, mut v: Vec<u8>) {
+        let mut p = self.buffers.lock().expect("pool");
+        if p.len() < self.cap {
+            v.clear();
+            p.push(v);
+        }
     }
 }
 

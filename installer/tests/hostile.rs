@@ -245,75 +245,46 @@ fn cases(base: &[E], good: &Forger, other: &Forger) -> Vec<Case> {
         ));
     }
 
-    let mut b = valid.clone();
-    b[5] ^= 0xff;
-    v.push(case(
-        "flipped_compression_framing",
-        b,
-        2,
-        "hint: the bundle is damaged or incomplete",
-    ));
-    let mut b = valid.clone();
-    let k = b.len() - 2; // inside the frame's content checksum
-    b[k] ^= 0xff;
-    v.push(case(
-        "flipped_compressed_checksum",
-        b,
-        2,
-        "hint: the bundle is damaged or incomplete",
-    ));
-
-    for pct in [1, 10, 50, 90, 99] {
-        let b = valid[..valid.len() * pct / 100].to_vec();
+    // Damage to the compression itself: to the bundler's frames, and to one
+    // streamed frame (the one-thread path).
+    for (prefix, good) in [
+        ("", valid.clone()),
+        ("stream_", zstd_stream(&tar_bytes(base))),
+    ] {
+        let mut b = good.clone();
+        b[5] ^= 0xff;
         v.push(case(
-            &format!("truncated_at_{pct}pct"),
+            &format!("{prefix}flipped_compression_framing"),
             b,
             2,
-            "copy it again",
+            "hint: the bundle is damaged or incomplete",
+        ));
+        let mut b = good.clone();
+        let k = b.len() - 2; // inside the last frame's content checksum
+        b[k] ^= 0xff;
+        v.push(case(
+            &format!("{prefix}flipped_compressed_checksum"),
+            b,
+            2,
+            "hint: the bundle is damaged or incomplete",
+        ));
+        for pct in [1, 10, 50, 90, 99] {
+            v.push(case(
+                &format!("{prefix}truncated_at_{pct}pct"),
+                good[..good.len() * pct / 100].to_vec(),
+                2,
+                "copy it again",
+            ));
+        }
+        let mut b = good;
+        b.extend_from_slice(b"garbage after the frame");
+        v.push(case(
+            &format!("{prefix}trailing_garbage"),
+            b,
+            2,
+            "hint: the bundle is damaged or incomplete",
         ));
     }
-    let mut b = valid.clone();
-    b.extend_from_slice(b"garbage after the frame");
-    v.push(case(
-        "trailing_garbage",
-        b,
-        2,
-        "hint: the bundle is damaged or incomplete",
-    ));
-
-    // The same damage to one streamed frame (the one-thread path).
-    let stream = zstd_stream(&tar_bytes(base));
-    let mut b = stream.clone();
-    b[5] ^= 0xff;
-    v.push(case(
-        "stream_flipped_framing",
-        b,
-        2,
-        "hint: the bundle is damaged or incomplete",
-    ));
-    let mut b = stream.clone();
-    let k = b.len() - 2;
-    b[k] ^= 0xff;
-    v.push(case(
-        "stream_flipped_checksum",
-        b,
-        2,
-        "hint: the bundle is damaged or incomplete",
-    ));
-    v.push(case(
-        "stream_truncated_at_50pct",
-        stream[..stream.len() / 2].to_vec(),
-        2,
-        "copy it again",
-    ));
-    let mut b = stream.clone();
-    b.extend_from_slice(b"garbage after the frame");
-    v.push(case(
-        "stream_trailing_garbage",
-        b,
-        2,
-        "hint: the bundle is damaged or incomplete",
-    ));
 
     // Frames the bundler never writes, after sized ones.
     let mut b = valid.clone();
