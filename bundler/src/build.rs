@@ -553,6 +553,7 @@ fn write(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    refuse_non_file(out)?;
     let total: u64 =
         files.iter().map(|(e, _)| e.size).sum::<u64>() + blobs.iter().map(|b| b.size).sum::<u64>();
     reporter.phase("writing", total);
@@ -701,6 +702,39 @@ fn set_readable(f: &std::fs::File, path: &Path) -> Result<(), BuildError> {
         .map_err(io_err(path))
 }
 
+/// Refuses a link, fifo, device or dir at an output path: the rename into
+/// place would replace it without following it, but a link planted where
+/// the bundle goes is worth an error, not a silent replacement (CWE-59).
+fn refuse_non_file(path: &Path) -> Result<(), BuildError> {
+    use bundle_format::safefs::{Kind, Refused};
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let t = md.file_type();
+    let found = if t.is_file() {
+        return Ok(());
+    } else if t.is_symlink() {
+        Kind::Link
+    } else if t.is_dir() {
+        Kind::Dir
+    } else if t.is_fifo() {
+        Kind::Fifo
+    } else if t.is_socket() {
+        Kind::Socket
+    } else {
+        Kind::Device
+    };
+    Err(BuildError::Option(
+        Refused {
+            path: path.to_owned(),
+            found,
+            wanted: Kind::File,
+        }
+        .to_string(),
+    ))
+}
+
 /// Renames the parts to their final names (removing stale parts of an
 /// earlier split of the same name first) and writes the signed index.
 #[allow(clippy::too_many_arguments)]
@@ -732,6 +766,7 @@ fn finish_parts(
     for (i, w) in written.into_iter().enumerate() {
         let name = layout::part_file_name(&base, i + 1, n);
         let path = dir.join(&name);
+        refuse_non_file(&path)?;
         let f = w.tmp.persist(&path).map_err(|x| BuildError::Io {
             path: path.clone(),
             source: x.error,
@@ -767,7 +802,7 @@ fn finish_parts(
     let ipath = dir.join(layout::parts_index_name(&base));
     let spath = dir.join(format!("{}.minisig", layout::parts_index_name(&base)));
     for (p, data) in [(&ipath, bytes), (&spath, sig.to_file().into_bytes())] {
-        installer::state::write_atomic(p, &data, 0o644).map_err(io_err(p))?;
+        bundle_format::safefs::write_atomic(p, &data, 0o644).map_err(io_err(p))?;
     }
     paths.push(ipath);
     paths.push(spath);

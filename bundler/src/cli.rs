@@ -289,9 +289,14 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let out = crate::pin::rewrite_refs(&text, &pins);
             let dest = output.unwrap_or(spec);
-            let tmp = dest.with_extension("yaml.pin-tmp");
-            std::fs::write(&tmp, out).with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, &dest).with_context(|| format!("writing {}", dest.display()))?;
+            // The spec keeps its mode; the temp file beside it is created
+            // exclusively under an unpredictable name, a link at the spec's
+            // path is refused.
+            let mode = std::fs::metadata(&dest)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                .unwrap_or(0o644);
+            bundle_format::safefs::write_atomic(&dest, out.as_bytes(), mode)
+                .with_context(|| format!("writing {}", dest.display()))?;
             Ok(())
         }
         Command::Build {

@@ -242,8 +242,11 @@ impl Cache {
             path: self.path(d),
             source: e,
         };
-        let tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp")).map_err(err)?;
-        std::fs::write(tmp.path(), bytes).map_err(err)?;
+        // Written through the temp file's own handle (tempfile created it
+        // exclusively under a random name): reopening it by name would follow
+        // a link swapped in meanwhile.
+        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp")).map_err(err)?;
+        std::io::Write::write_all(tmp.as_file_mut(), bytes).map_err(err)?;
         tmp.persist(self.path(d)).map_err(|e| err(e.error))?;
         Ok(())
     }

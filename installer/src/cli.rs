@@ -403,8 +403,7 @@ pub fn run(cli: Cli) -> Result<()> {
             text.push('\n');
             match output {
                 Some(p) => {
-                    crate::state::write_atomic(&p, text.as_bytes(), 0o644)
-                        .with_context(|| p.display().to_string())?;
+                    bundle_format::safefs::write_atomic(&p, text.as_bytes(), 0o644)?;
                     report.step(&format!(
                         "{}: {} {} with {} blobs in the installer's store; carry it to the vendor for `bundler build --have`",
                         p.display(),

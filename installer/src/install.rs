@@ -37,6 +37,7 @@ use crate::state::{
     self, HistoryEntry, InstalledFile, Journal, Release, State, StateDir, StateError,
 };
 use crate::tarfmt::TarWriter;
+use bundle_format::safefs::{Kind, Root};
 
 /// The argument of the test-only fault point `name`, when it is switched on
 /// (`FAILPOINTS=name=return(arg)`, with the `failpoints` feature; compiled
@@ -144,6 +145,11 @@ pub enum InstallError {
     /// Engine failure outside a transaction.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A read or write below the install dir; the error names the path (a
+    /// link or special file in the way is a
+    /// [`bundle_format::safefs::Refused`]).
+    #[error(transparent)]
+    Fs(io::Error),
     /// I/O.
     #[error("{path}: {source}")]
     Io {
@@ -256,19 +262,22 @@ pub fn free_space(path: &Path) -> io::Result<u64> {
     Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
-/// Writes verified entries into the staging dir.
+/// Writes verified entries into the staging dir (each file created
+/// exclusively, no link followed: [`bundle_format::safefs::Root`]).
 struct StagingSink {
-    root: PathBuf,
-    file: Option<(std::fs::File, PathBuf)>,
+    fs: Root,
+    /// The staging dir, relative to the install dir.
+    rel: PathBuf,
+    file: Option<std::fs::File>,
     interrupted: Arc<AtomicBool>,
 }
 
 impl StagingSink {
     fn target(&self, kind: EntryKind<'_>) -> PathBuf {
         match kind {
-            EntryKind::File(f) => self.root.join("files").join(f.path.as_str()),
-            EntryKind::Layout(f) => self.root.join(f.path.as_str()),
-            EntryKind::Blob(d) => self.root.join("blobs").join(d.digest.hex()),
+            EntryKind::File(f) => self.rel.join("files").join(f.path.as_str()),
+            EntryKind::Layout(f) => self.rel.join(f.path.as_str()),
+            EntryKind::Blob(d) => self.rel.join("blobs").join(d.digest.hex()),
         }
     }
 }
@@ -280,14 +289,7 @@ impl EntrySink for StagingSink {
             Err(io::Error::other("fault point extract-entry"))
         );
         let p = self.target(kind);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)?;
-        self.file = Some((f, p));
+        self.file = Some(self.fs.create_new(&p, 0o644)?);
         Ok(())
     }
     fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
@@ -297,7 +299,7 @@ impl EntrySink for StagingSink {
                 "interrupted by a signal",
             ));
         }
-        self.file.as_mut().expect("begun").0.write_all(chunk)
+        self.file.as_mut().expect("begun").write_all(chunk)
     }
     fn finish(&mut self) -> io::Result<()> {
         // No fsync per entry: `keep_release` syncs the filesystem once,
@@ -393,13 +395,43 @@ fn check_env_plan(p: &EnvPlan, problems: &mut Vec<String>) {
     }
 }
 
-fn read_env(dir: &Path) -> Result<String, InstallError> {
-    let p = dir.join(ENV_FILE);
-    match std::fs::read_to_string(&p) {
-        Ok(s) => Ok(s),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(InstallError::Io { path: p, source: e }),
+/// `.env` as it is on disk ("" when absent); a link or special file there
+/// is refused, not followed.
+fn read_env(fs: &Root) -> Result<String, InstallError> {
+    let p = fs.path().join(ENV_FILE);
+    match fs.read(Path::new(ENV_FILE)) {
+        Ok(b) => String::from_utf8(b.unwrap_or_default()).map_err(|_| {
+            InstallError::Input(format!(
+                "{}: not UTF-8 text; hint: save it as UTF-8",
+                p.display()
+            ))
+        }),
+        Err(e) => Err(InstallError::Fs(e)),
     }
+}
+
+/// Every place in the install dir where the installer will write or
+/// replace a file (`.env`, the managed files of both releases and their
+/// `.new` siblings, `backups/`), where another account has put a link, a
+/// fifo, a device or a directory instead: each would redirect or break a
+/// root write (CWE-59). Refused in preflight, before anything changes.
+fn planted(fs: &Root, m: &Manifest, current: &[manifest_schema::FileEntry]) -> Vec<String> {
+    let mut places: Vec<(PathBuf, Kind)> = vec![
+        (PathBuf::from(ENV_FILE), Kind::File),
+        (PathBuf::from(layout::BACKUPS_DIR), Kind::Dir),
+    ];
+    for f in m.files.iter().chain(current) {
+        places.push((PathBuf::from(f.path.as_str()), Kind::File));
+        places.push((PathBuf::from(format!("{}.new", f.path)), Kind::File));
+    }
+    places.sort();
+    places.dedup();
+    let mut out: Vec<String> = places
+        .iter()
+        .filter_map(|(p, k)| fs.expect(p, *k).err().map(|e| e.to_string()))
+        .collect();
+    out.dedup();
+    out
 }
 
 fn journal(
@@ -448,6 +480,9 @@ pub fn install(
         cleanup.paths.push(sd.root.clone());
     }
     let _lock = sd.lock()?;
+    // Before anything reads or clears the state dir: a link planted in it
+    // would steer the installer's root writes.
+    sd.check()?;
     let mut state = sd.load()?;
 
     // Trust: the recorded keys only, once there are any; never a revoked one.
@@ -506,12 +541,16 @@ pub fn install(
         paths: vec![staging.clone()],
         armed: true,
     };
+    let fs = sd.fs()?;
     let mut sink = StagingSink {
-        root: staging.clone(),
+        fs: sd.fs()?,
+        rel: StateDir::rel("staging").join(format!("{}", std::process::id())),
         file: None,
         interrupted: opts.interrupted.clone(),
     };
-    let env_text = read_env(&opts.dir)?;
+    // A link or special file at .env is reported with the other problems.
+    let env_read = read_env(&fs);
+    let env_text = env_read.as_ref().cloned().unwrap_or_default();
     let mut env_plan = EnvPlan::default();
     let old_manifest = match &state.current {
         Some(r) => Some(sd.release_manifest(&r.version)?),
@@ -579,6 +618,11 @@ pub fn install(
                 Ok(_) => {}
                 Err(e) => problems.push(format!("cannot measure free space in {}: {e}", opts.dir.display())),
             }
+            if let Err(e) = &env_read {
+                problems.push(e.to_string());
+            }
+            let current_files = old_manifest.as_ref().map(|o| o.files.as_slice()).unwrap_or(&[]);
+            problems.extend(planted(&fs, m, current_files));
             check_trust_change(&m.trust, &keys, &revoked, &mut problems);
             check_delta(&sd, m, &mut problems);
             let old_env = old_manifest.as_ref().map(|o| o.env.as_slice()).unwrap_or(&[]);
@@ -663,9 +707,8 @@ pub fn install(
     }
     // Settings.
     if !env_plan.append.is_empty() {
-        let p = opts.dir.join(ENV_FILE);
         let text = envfile::append(&env_text, &env_plan.append);
-        state::write_atomic(&p, text.as_bytes(), 0o600).map_err(io_at(&p))?;
+        sd.write(Path::new(ENV_FILE), text.as_bytes(), 0o600)?;
         for (k, _) in &env_plan.append {
             let how = if env_plan.generated.contains(k) {
                 "generated"
@@ -963,10 +1006,8 @@ fn self_update(
     }
     let dst = opts.dir.join(inst.path.as_str());
     let src = staging.join("files").join(inst.path.as_str());
-    if let Some(parent) = dst.parent() {
-        ensure_dir_within(&opts.dir, parent).map_err(InstallError::Input)?;
-    }
-    copy_atomic(&src, &dst, 0o755).map_err(InstallError::Input)?;
+    let fs = Root::open(&opts.dir).map_err(InstallError::Fs)?;
+    copy_into(&fs, &src, Path::new(inst.path.as_str()), 0o755).map_err(InstallError::Input)?;
     // The copy is checked again: what runs next must be what was signed.
     let got = sha_file(&dst).map_err(io_at(&dst))?;
     if got != file.sha256 {
@@ -992,39 +1033,50 @@ fn self_update(
 /// Moves a verified staging dir into `releases/<version>` and the blob store.
 fn keep_release(sd: &StateDir, v: &VerifiedManifest, staging: &Path) -> Result<(), InstallError> {
     let m = v.manifest();
-    let rel = sd.release_dir(&m.version);
+    let fs = sd.fs()?;
+    let fs_err = InstallError::Fs;
+    let rel = StateDir::rel("releases").join(m.version.to_string());
+    let staged = staging
+        .strip_prefix(&sd.dir)
+        .expect("the staging dir is inside the install dir")
+        .to_path_buf();
     // Everything staged reaches the disk before a rename makes it visible,
     // and the renames before the journal says "staged".
     syncfs(staging)?;
-    let tmp = rel.with_extension("incoming");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io_at(&tmp))?;
-    let files = staging.join("files");
-    if files.exists() {
-        std::fs::rename(&files, tmp.join("files")).map_err(io_at(&files))?;
+    let tmp = StateDir::rel("releases").join(format!("{}.incoming", m.version));
+    let _ = std::fs::remove_dir_all(sd.dir.join(&tmp));
+    fs.create_dir_all(&tmp).map_err(fs_err)?;
+    if staging.join("files").exists() {
+        fs.rename(&staged.join("files"), &tmp.join("files"))
+            .map_err(fs_err)?;
     } else {
-        std::fs::create_dir_all(tmp.join("files")).map_err(io_at(&tmp))?;
+        fs.create_dir_all(&tmp.join("files")).map_err(fs_err)?;
     }
-    std::fs::write(tmp.join("manifest.json"), v.raw()).map_err(io_at(&tmp))?;
-    std::fs::write(tmp.join("manifest.json.minisig"), v.signature().to_file())
-        .map_err(io_at(&tmp))?;
-    let blobs = staging.join("blobs");
-    if let Ok(rd) = std::fs::read_dir(&blobs) {
+    fs.write(&tmp.join("manifest.json"), v.raw(), 0o644)
+        .map_err(fs_err)?;
+    fs.write(
+        &tmp.join("manifest.json.minisig"),
+        v.signature().to_file().as_bytes(),
+        0o644,
+    )
+    .map_err(fs_err)?;
+    if let Ok(rd) = std::fs::read_dir(staging.join("blobs")) {
         for e in rd.flatten() {
-            let dest = sd.root.join("blobs/sha256").join(e.file_name());
-            if !dest.exists() {
-                std::fs::rename(e.path(), &dest).map_err(io_at(&dest))?;
+            let dest = StateDir::rel("blobs/sha256").join(e.file_name());
+            if fs.kind(&dest).map_err(fs_err)?.1 == Kind::Absent {
+                fs.rename(&staged.join("blobs").join(e.file_name()), &dest)
+                    .map_err(fs_err)?;
             }
         }
     }
-    if rel.exists() {
-        let old = rel.with_extension("replaced");
-        let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(&rel, &old).map_err(io_at(&rel))?;
-        std::fs::rename(&tmp, &rel).map_err(io_at(&rel))?;
-        let _ = std::fs::remove_dir_all(&old);
+    if sd.dir.join(&rel).exists() {
+        let old = StateDir::rel("releases").join(format!("{}.replaced", m.version));
+        let _ = std::fs::remove_dir_all(sd.dir.join(&old));
+        fs.rename(&rel, &old).map_err(fs_err)?;
+        fs.rename(&tmp, &rel).map_err(fs_err)?;
+        let _ = std::fs::remove_dir_all(sd.dir.join(&old));
     } else {
-        std::fs::rename(&tmp, &rel).map_err(io_at(&rel))?;
+        fs.rename(&tmp, &rel).map_err(fs_err)?;
     }
     let _ = std::fs::remove_dir_all(staging);
     syncfs(&sd.root)
@@ -1122,7 +1174,12 @@ fn up_and_wait(
             &["up", "-d", "--remove-orphans", "--no-build"],
         )
         .map_err(|e| fail_from(format!("compose up: {e}")))?;
-    let vars = envfile::parse(&read_env(&sd.dir).unwrap_or_default());
+    let vars = envfile::parse(
+        &sd.fs()
+            .ok()
+            .and_then(|fs| read_env(&fs).ok())
+            .unwrap_or_default(),
+    );
     let url = match m.health.as_ref().and_then(|h| h.url.as_deref()) {
         Some(u) => Some(
             envfile::interpolate(u, &vars).map_err(|e| fail_from(format!("health url: {e}")))?,
@@ -1331,35 +1388,23 @@ fn known_hashes(
 fn apply_files(sd: &StateDir, state: &State, target: &Manifest) -> Result<Vec<String>, String> {
     let known = known_hashes(sd, state, target);
     let rel = sd.release_dir(&target.version).join("files");
+    let fs = sd.fs().map_err(|e| e.to_string())?;
     let mut notes = Vec::new();
     for f in &target.files {
-        let dst = sd.dir.join(f.path.as_str());
+        let dst = Path::new(f.path.as_str());
         let src = rel.join(f.path.as_str());
-        if let Some(parent) = dst.parent() {
-            ensure_dir_within(&sd.dir, parent)?;
-        }
-        let meta = std::fs::symlink_metadata(&dst);
-        if let Ok(md) = &meta {
-            if !md.file_type().is_file() {
-                return Err(format!(
-                    "{} is not a regular file (a {}); refusing to replace it",
-                    dst.display(),
-                    if md.is_dir() {
-                        "directory"
-                    } else {
-                        "link or special file"
-                    }
-                ));
-            }
-            let h = sha_file(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+        // A link, fifo or dir here (or among its dirs) is refused, not
+        // followed: preflight reported it already, this holds if one was
+        // planted since.
+        if let Some(h) = sha_in(&fs, dst).map_err(|e| e.to_string())? {
             if h == f.sha256 {
-                set_mode(&dst, f.mode)?;
+                fs.set_mode(dst, f.mode).map_err(|e| e.to_string())?;
                 continue;
             }
             let is_known = known.get(f.path.as_str()).is_some_and(|s| s.contains(&h));
             if !is_known {
-                let beside = sd.dir.join(format!("{}.new", f.path));
-                copy_atomic(&src, &beside, f.mode)?;
+                let beside = PathBuf::from(format!("{}.new", f.path));
+                copy_into(&fs, &src, &beside, f.mode)?;
                 notes.push(format!(
                     "{} was edited since it was installed: your version is kept, {}'s is in {}.new; merge them by hand",
                     f.path, target.version, f.path
@@ -1367,7 +1412,7 @@ fn apply_files(sd: &StateDir, state: &State, target: &Manifest) -> Result<Vec<St
                 continue;
             }
         }
-        copy_atomic(&src, &dst, f.mode)?;
+        copy_into(&fs, &src, dst, f.mode)?;
     }
     // Files the previous release managed and this one does not.
     if let Some(cur) = &state.current {
@@ -1375,55 +1420,37 @@ fn apply_files(sd: &StateDir, state: &State, target: &Manifest) -> Result<Vec<St
             if target.files.iter().any(|f| f.path.as_str() == old.path) {
                 continue;
             }
-            let p = sd.dir.join(&old.path);
-            match sha_file(&p) {
-                Ok(h) if h == old.sha256 => {
-                    std::fs::remove_file(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let p = Path::new(&old.path);
+            match sha_in(&fs, p) {
+                Ok(Some(h)) if h == old.sha256 => {
+                    fs.remove_file(p).map_err(|e| e.to_string())?;
                 }
-                Ok(_) => notes.push(format!(
+                Ok(Some(_)) => notes.push(format!(
                     "{} is no longer managed and was edited: kept",
                     old.path
                 )),
-                Err(_) => {}
+                _ => {}
             }
         }
     }
     Ok(notes)
 }
 
-fn ensure_dir_within(root: &Path, dir: &Path) -> Result<(), String> {
-    // Create parents one by one, refusing a symlinked component: a link an
-    // operator (or attacker) placed must not redirect writes out of the dir.
-    let rel = dir
-        .strip_prefix(root)
-        .map_err(|_| format!("{} is outside {}", dir.display(), root.display()))?;
-    let mut cur = root.to_path_buf();
-    for c in rel.components() {
-        cur.push(c);
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!(
-                    "{} is a symlink; refusing to write through it",
-                    cur.display()
-                ))
-            }
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(format!("{} is not a directory", cur.display())),
-            Err(_) => std::fs::create_dir(&cur).map_err(|e| format!("{}: {e}", cur.display()))?,
-        }
-    }
-    Ok(())
+/// sha256 of the regular file `rel` below the install dir; `None` when
+/// absent; an error (never a read through it) for a link or special file.
+fn sha_in(fs: &Root, rel: &Path) -> io::Result<Option<Digest>> {
+    let Some(mut f) = fs.open_read(rel)? else {
+        return Ok(None);
+    };
+    let mut h = Sha256::new();
+    io::copy(&mut f, &mut h)?;
+    Ok(Some(Digest::from_sha256_bytes(&h.finalize().into())))
 }
 
-fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("{}: {e}", p.display()))
-}
-
-fn copy_atomic(src: &Path, dst: &Path, mode: u32) -> Result<(), String> {
+/// Copies `src` (in the state dir) to `rel` below the install dir, atomically.
+fn copy_into(fs: &Root, src: &Path, rel: &Path, mode: u32) -> Result<(), String> {
     let data = std::fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
-    state::write_atomic(dst, &data, mode).map_err(|e| format!("{}: {e}", dst.display()))
+    fs.write(rel, &data, mode).map_err(|e| e.to_string())
 }
 
 /// Runs a hook of release `m` from the install dir, with the versions and a
@@ -1435,14 +1462,15 @@ fn run_hook(
     name: &str,
     from: Option<&Version>,
 ) -> Result<PathBuf, InstallError> {
-    let backup = sd.dir.join(layout::BACKUPS_DIR).join(format!(
+    let rel = Path::new(layout::BACKUPS_DIR).join(format!(
         "{}-to-{}-{}",
         from.map(ToString::to_string)
             .unwrap_or_else(|| "none".into()),
         m.version,
         state::now().replace(':', "")
     ));
-    std::fs::create_dir_all(&backup).map_err(io_at(&backup))?;
+    sd.fs()?.create_dir_all(&rel).map_err(InstallError::Fs)?;
+    let backup = sd.dir.join(&rel);
     let script = sd.release_dir(&m.version).join("files").join(hook.as_str());
     let r = run_script(
         sd,
@@ -1488,10 +1516,13 @@ fn run_script(
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(io_at(script))?;
-    let _ = std::fs::write(
-        backup.join(format!("{name}.log")),
-        [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
-    );
+    if let Ok(rel) = backup.strip_prefix(&sd.dir) {
+        let _ = sd.write(
+            &rel.join(format!("{name}.log")),
+            &[out.stdout.as_slice(), out.stderr.as_slice()].concat(),
+            0o644,
+        );
+    }
     if !out.status.success() {
         return Err(InstallError::Hook {
             name: name.to_owned(),
@@ -1568,14 +1599,15 @@ fn restore(
                     &files,
                     &["down", "--remove-orphans"],
                 );
+                let fs = sd.fs().map_err(|e| e.to_string())?;
                 for x in &f.files {
-                    let p = sd.dir.join(x.path.as_str());
-                    if sha_file(&p).is_ok_and(|h| h == x.sha256) {
-                        let _ = std::fs::remove_file(&p);
+                    let p = Path::new(x.path.as_str());
+                    if sha_in(&fs, p).is_ok_and(|h| h.as_ref() == Some(&x.sha256)) {
+                        let _ = fs.remove_file(p);
                         // Remove the parent dirs it needed, if now empty.
                         let mut d = p.parent();
-                        while let Some(dir) = d.filter(|d| *d != sd.dir) {
-                            if std::fs::remove_dir(dir).is_err() {
+                        while let Some(dir) = d.filter(|d| !d.as_os_str().is_empty()) {
+                            if fs.remove_dir(dir).is_err() {
                                 break;
                             }
                             d = dir.parent();
@@ -1617,6 +1649,7 @@ pub fn rollback(
         )));
     }
     let _lock = sd.lock()?;
+    sd.check()?;
     clear_staging(&sd);
     let mut state = sd.load()?;
     let iopts = InstallOptions {

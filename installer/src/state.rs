@@ -16,8 +16,10 @@
 //! atomic rename, so it always names a release that was healthy.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use bundle_format::safefs::{Kind, Refused, Root};
 
 use manifest_schema::layout::STATE_DIR;
 use manifest_schema::{Digest, Manifest, Version};
@@ -37,6 +39,13 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
+    /// A read or write below the install dir (the error names its path, and
+    /// a link or special file in the way is a [`Refused`]).
+    #[error(transparent)]
+    Fs(io::Error),
+    /// The state dir could be steered by another account.
+    #[error("the state dir is not safe to use, nothing was changed:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Unsafe(Vec<String>),
     /// Another install holds the lock.
     #[error(
         "{0}: another install or rollback is running on this dir; hint: wait for it to finish"
@@ -149,39 +158,98 @@ pub fn now() -> String {
     )
 }
 
-/// Writes a file atomically: temp file in the same dir, fsync, rename, fsync dir.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.installer-tmp"));
-    {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 impl StateDir {
     /// The state dir of `dir` (not created).
     pub fn new(dir: &Path) -> Self {
         StateDir {
             dir: dir.to_owned(),
             root: dir.join(STATE_DIR),
+        }
+    }
+
+    /// The install dir, for reads and writes that follow no link below it
+    /// ([`Root`]): every write into the install dir or the state dir goes
+    /// through it.
+    pub fn fs(&self) -> Result<Root, StateError> {
+        Root::open(&self.dir).map_err(StateError::Fs)
+    }
+
+    /// `rel` inside the state dir, relative to the install dir.
+    pub fn rel(rel: impl AsRef<Path>) -> PathBuf {
+        Path::new(STATE_DIR).join(rel)
+    }
+
+    /// What in the state dir another account could use to steer the
+    /// installer's root writes: the state dir itself being a link, a file,
+    /// owned by another user or writable by group or others, and any link,
+    /// fifo, device or socket inside it. Empty when it is absent or sound.
+    pub fn audit(&self) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Vec::new();
+        let md = match fs::symlink_metadata(&self.root) {
+            Ok(md) => md,
+            Err(_) => return out,
+        };
+        if !md.is_dir() {
+            out.push(
+                Refused {
+                    path: self.root.clone(),
+                    found: kind_of(&md),
+                    wanted: Kind::Dir,
+                }
+                .to_string(),
+            );
+            return out;
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if md.uid() != me {
+            out.push(format!(
+                "{} is owned by uid {}, not by the installer's uid {me}: that account could plant links in it; hint: `chown -R {me} {}` if the dir is yours",
+                self.root.display(),
+                md.uid(),
+                self.root.display()
+            ));
+        }
+        if md.mode() & 0o022 != 0 {
+            out.push(format!(
+                "{} is writable by group or others (mode {:o}): they could plant links in it; hint: `chmod go-w {}`",
+                self.root.display(),
+                md.mode() & 0o7777,
+                self.root.display()
+            ));
+        }
+        fn walk(dir: &Path, out: &mut Vec<String>) {
+            let Ok(rd) = fs::read_dir(dir) else { return };
+            for e in rd.flatten() {
+                let p = e.path();
+                let Ok(md) = fs::symlink_metadata(&p) else {
+                    continue;
+                };
+                match kind_of(&md) {
+                    Kind::Dir => walk(&p, out),
+                    Kind::File => {}
+                    k => out.push(
+                        Refused {
+                            path: p,
+                            found: k,
+                            wanted: Kind::File,
+                        }
+                        .to_string(),
+                    ),
+                }
+            }
+        }
+        walk(&self.root, &mut out);
+        out
+    }
+
+    /// [`StateDir::audit`] as an error.
+    pub fn check(&self) -> Result<(), StateError> {
+        let problems = self.audit();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StateError::Unsafe(problems))
         }
     }
 
@@ -192,23 +260,21 @@ impl StateDir {
 
     /// Creates the layout.
     pub fn create(&self) -> Result<(), StateError> {
+        let root = self.fs()?;
         for d in ["keys", "revoked", "releases", "blobs/sha256", "staging"] {
-            let p = self.root.join(d);
-            fs::create_dir_all(&p).map_err(io_at(&p))?;
+            root.create_dir_all(&Self::rel(d))
+                .map_err(StateError::Fs)?;
         }
         Ok(())
     }
 
     /// Takes the lock, failing at once if another process holds it.
     pub fn lock(&self) -> Result<Lock, StateError> {
-        fs::create_dir_all(&self.root).map_err(io_at(&self.root))?;
         let p = self.root.join("lock");
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&p)
-            .map_err(io_at(&p))?;
+        let f = self
+            .fs()?
+            .open_lock(&Self::rel("lock"))
+            .map_err(StateError::Fs)?;
         match f.try_lock() {
             Ok(()) => Ok(Lock(f)),
             Err(fs::TryLockError::WouldBlock) => Err(StateError::Locked(self.dir.clone())),
@@ -219,21 +285,20 @@ impl StateDir {
     /// Reads state.json (default when absent).
     pub fn load(&self) -> Result<State, StateError> {
         let p = self.root.join("state.json");
-        match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| StateError::Corrupt {
+        match self.fs()?.read(&Self::rel("state.json")) {
+            Ok(Some(b)) => serde_json::from_slice(&b).map_err(|e| StateError::Corrupt {
                 path: p,
                 message: e.to_string(),
             }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(StateError::Io { path: p, source: e }),
+            Ok(None) => Ok(State::default()),
+            Err(e) => Err(StateError::Fs(e)),
         }
     }
 
     /// Writes state.json atomically.
     pub fn save(&self, s: &State) -> Result<(), StateError> {
-        let p = self.root.join("state.json");
         let data = serde_json::to_vec_pretty(s).expect("json");
-        write_atomic(&p, &data, 0o644).map_err(io_at(&p))
+        self.write(&Self::rel("state.json"), &data, 0o644)
     }
 
     /// The journal, if an operation is under way.
@@ -245,18 +310,15 @@ impl StateDir {
 
     /// Writes the journal.
     pub fn set_journal(&self, j: &Journal) -> Result<(), StateError> {
-        let p = self.root.join("journal.json");
-        write_atomic(&p, &serde_json::to_vec_pretty(j).expect("json"), 0o644).map_err(io_at(&p))
+        let data = serde_json::to_vec_pretty(j).expect("json");
+        self.write(&Self::rel("journal.json"), &data, 0o644)
     }
 
     /// Removes the journal.
     pub fn clear_journal(&self) -> Result<(), StateError> {
-        let p = self.root.join("journal.json");
-        match fs::remove_file(&p) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StateError::Io { path: p, source: e }),
-        }
+        self.fs()?
+            .remove_file(&Self::rel("journal.json"))
+            .map_err(StateError::Fs)
     }
 
     /// Trusted keys.
@@ -294,23 +356,33 @@ impl StateDir {
 
     /// Trusts a key.
     pub fn add_key(&self, k: &PublicKey) -> Result<(), StateError> {
-        let d = self.root.join("keys");
-        fs::create_dir_all(&d).map_err(io_at(&d))?;
-        let p = d.join(format!("{}.pub", k.id));
-        write_atomic(&p, k.to_file().as_bytes(), 0o644).map_err(io_at(&p))?;
-        let r = self.root.join("revoked").join(format!("{}.pub", k.id));
-        let _ = fs::remove_file(r);
+        let name = format!("{}.pub", k.id);
+        self.write(
+            &Self::rel("keys").join(&name),
+            k.to_file().as_bytes(),
+            0o644,
+        )?;
+        let _ = self.fs()?.remove_file(&Self::rel("revoked").join(&name));
         Ok(())
     }
 
     /// Revokes a key.
     pub fn revoke_key(&self, k: &PublicKey) -> Result<(), StateError> {
-        let d = self.root.join("revoked");
-        fs::create_dir_all(&d).map_err(io_at(&d))?;
-        let p = d.join(format!("{}.pub", k.id));
-        write_atomic(&p, k.to_file().as_bytes(), 0o644).map_err(io_at(&p))?;
-        let t = self.root.join("keys").join(format!("{}.pub", k.id));
-        fs::remove_file(&t).map_err(io_at(&t))
+        let name = format!("{}.pub", k.id);
+        self.write(
+            &Self::rel("revoked").join(&name),
+            k.to_file().as_bytes(),
+            0o644,
+        )?;
+        self.fs()?
+            .remove_file(&Self::rel("keys").join(&name))
+            .map_err(StateError::Fs)
+    }
+
+    /// Writes `rel` (relative to the install dir) atomically, following no
+    /// link: the one way the installer writes a whole file.
+    pub fn write(&self, rel: &Path, data: &[u8], mode: u32) -> Result<(), StateError> {
+        self.fs()?.write(rel, data, mode).map_err(StateError::Fs)
     }
 
     /// Dir of a kept release.
@@ -336,5 +408,23 @@ impl StateDir {
     /// The staging dir.
     pub fn staging(&self) -> PathBuf {
         self.root.join("staging")
+    }
+}
+
+fn kind_of(md: &fs::Metadata) -> Kind {
+    use std::os::unix::fs::FileTypeExt;
+    let t = md.file_type();
+    if t.is_symlink() {
+        Kind::Link
+    } else if t.is_dir() {
+        Kind::Dir
+    } else if t.is_file() {
+        Kind::File
+    } else if t.is_fifo() {
+        Kind::Fifo
+    } else if t.is_socket() {
+        Kind::Socket
+    } else {
+        Kind::Device
     }
 }
