@@ -163,7 +163,12 @@ impl Root {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", path.display())))?;
+        .map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("{}: {e}", path.display()),
+            )
+        })?;
         Ok(Root {
             fd,
             path: path.to_owned(),
@@ -578,7 +583,10 @@ mod tests {
                 .unwrap_err(),
         ] {
             let r = Refused::of(&e).unwrap_or_else(|| panic!("{e}"));
-            assert_eq!((r.path.clone(), r.found), (dir.join(".installer"), Kind::Link));
+            assert_eq!(
+                (r.path.clone(), r.found),
+                (dir.join(".installer"), Kind::Link)
+            );
         }
         assert_eq!(names(&elsewhere), Vec::<String>::new());
         assert_eq!(std::fs::read(&outside).unwrap(), b"root:secret\n");

@@ -1,59 +1,360 @@
 //! `.env` files and `${VAR}` interpolation, as compose understands them.
 //!
-//! Pure functions over strings: parsing keeps every line, so a merge appends
-//! new keys and leaves existing values, comments and order byte for byte.
+//! Pure functions over strings. Reading follows compose v2's dotenv rules
+//! ([`read`]); writing changes only the bytes of the values it sets and
+//! appends new keys in the file's own line endings, so comments, order and
+//! every other value stay byte for byte.
 
 use std::collections::BTreeMap;
 
 /// Values for interpolation.
 pub type Vars = BTreeMap<String, String>;
 
-/// Parses `KEY=VALUE` lines (comments, blanks and `export ` prefixes are
-/// allowed; quotes around the value are removed).
-pub fn parse(text: &str) -> Vars {
-    let mut v = Vars::new();
-    for line in text.lines() {
-        let l = line.trim_start();
-        if l.is_empty() || l.starts_with('#') {
+/// One assignment in a `.env` text, read as compose v2 reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The key (without `export `).
+    pub key: String,
+    /// Its value; `None` for a key without `=`, which compose takes from
+    /// the environment it runs in.
+    pub value: Option<String>,
+    /// Where the raw value stands in the text (quotes included, a trailing
+    /// comment and spaces not); for a key without `=`, an empty range just
+    /// after the key.
+    pub value_span: std::ops::Range<usize>,
+    /// 1-based line of the key.
+    pub line: usize,
+}
+
+/// A `.env` text compose would refuse too.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DotenvError {
+    /// A character compose does not allow in a key.
+    #[error("line {line}: unexpected character {ch:?} in the name {name:?}; hint: keys are letters, digits and _ . - [ ], followed by = and the value")]
+    BadKey {
+        /// Line.
+        line: usize,
+        /// The character.
+        ch: char,
+        /// The line's text up to it.
+        name: String,
+    },
+    /// A quote that is never closed.
+    #[error("line {line}: the quoted value starting {start:?} is never closed; hint: close the quote, or escape a quote inside the value with a backslash")]
+    Unterminated {
+        /// Line.
+        line: usize,
+        /// The value's first line.
+        start: String,
+    },
+    /// A `${VAR:?message}` in a value, with VAR unset.
+    #[error("line {line}: {source}")]
+    Interpolate {
+        /// Line.
+        line: usize,
+        /// Why.
+        #[source]
+        source: InterpolateError,
+    },
+}
+
+fn line_at(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// compose-go's `isSpace`: blanks, never a newline.
+fn is_blank(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\t' | '\u{b}' | '\u{c}' | '\r' | '\u{85}' | '\u{a0}'
+    )
+}
+
+fn is_key_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']')
+}
+
+/// compose-go's escapes in double-quoted values: `\n` and `\r` become the
+/// control characters, `\$` stays as written, `\X` becomes `X`.
+fn expand_escapes(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut it = raw.chars().peekable();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
             continue;
         }
-        let l = l.strip_prefix("export ").unwrap_or(l);
-        if let Some((k, val)) = l.split_once('=') {
-            let k = k.trim();
-            if !manifest_schema::validate::valid_env_key(k) {
+        match it.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            // A literal `$`: the interpolation below reads `$$` as one.
+            Some('$') => out.push_str("$$"),
+            Some(x) => out.push(x),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Reads every assignment of a `.env` text as compose v2 does: a BOM and
+/// CRLF line ends are allowed; `#` starts a comment line; `export ` and
+/// blanks around `=` (or compose's YAML-style `:`) are allowed; an unquoted
+/// value ends at ` #` and loses trailing blanks; single quotes are literal
+/// (but for `\'`); double quotes take `\n`, `\r`, `\"` and other escapes
+/// and may span lines; `${VAR}` in unquoted and double-quoted values is
+/// expanded from the keys above it, then from this process's environment.
+/// Returns what was read before the first error, and the error.
+pub fn read_partial(text: &str) -> (Vec<Entry>, Option<DotenvError>) {
+    let mut out: Vec<Entry> = Vec::new();
+    let mut vars = Vars::new();
+    let b = text.as_bytes();
+    let mut i = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let next_char = |i: usize| text[i..].chars().next();
+    loop {
+        // The start of the next statement: skip blanks, newlines and comment lines.
+        while let Some(c) = next_char(i) {
+            if c == '\n' || is_blank(c) {
+                i += c.len_utf8();
+            } else if c == '#' {
+                i = text[i..].find('\n').map_or(b.len(), |n| i + n);
+            } else {
+                break;
+            }
+        }
+        if i >= b.len() {
+            return (out, None);
+        }
+        let line = line_at(text, i);
+        if let Some(rest) = text[i..].strip_prefix("export") {
+            if rest.starts_with([' ', '\t']) {
+                i += "export".len();
+                while next_char(i).is_some_and(is_blank) {
+                    i += 1;
+                }
+            }
+        }
+        // The key, up to `=`, `:` or a newline (a key without a value).
+        let kstart = i;
+        let mut sep = None;
+        while let Some(c) = next_char(i) {
+            if is_blank(c) || is_key_char(c) {
+                i += c.len_utf8();
                 continue;
             }
-            let val = val.trim();
-            let val = if val.len() >= 2
-                && ((val.starts_with('"') && val.ends_with('"'))
-                    || (val.starts_with('\'') && val.ends_with('\'')))
-            {
-                &val[1..val.len() - 1]
-            } else {
-                val
-            };
-            v.insert(k.to_owned(), val.to_owned());
+            if matches!(c, '=' | ':' | '\n') {
+                sep = Some(c);
+                break;
+            }
+            let name = text[kstart..i].to_owned();
+            return (out, Some(DotenvError::BadKey { line, ch: c, name }));
+        }
+        let key = text[kstart..i].trim_end_matches(is_blank).to_owned();
+        if !matches!(sep, Some('=' | ':')) {
+            // A key alone takes its value from the environment.
+            if let Ok(v) = std::env::var(&key) {
+                vars.insert(key.clone(), v);
+            }
+            out.push(Entry {
+                key,
+                value: None,
+                value_span: i..i,
+                line,
+            });
+            continue;
+        }
+        i += 1;
+        while next_char(i).is_some_and(is_blank) {
+            i += 1;
+        }
+        let lookup = |vars: &Vars| {
+            let mut all: Vars = std::env::vars().collect();
+            all.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            all
+        };
+        let (value, span) = match next_char(i) {
+            Some(q @ ('\'' | '"')) => {
+                let mut raw = String::new();
+                let mut escaped = false;
+                let mut close = None;
+                for (j, c) in text[i + 1..].char_indices() {
+                    if c != q {
+                        if !escaped && c == '\\' {
+                            escaped = true;
+                            continue;
+                        }
+                        if escaped {
+                            escaped = false;
+                            raw.push('\\');
+                        }
+                        raw.push(c);
+                        continue;
+                    }
+                    if escaped {
+                        escaped = false;
+                        raw.push(c);
+                        continue;
+                    }
+                    close = Some(i + 1 + j);
+                    break;
+                }
+                let Some(close) = close else {
+                    let start = text[i..].lines().next().unwrap_or("").to_owned();
+                    return (out, Some(DotenvError::Unterminated { line, start }));
+                };
+                let value = if q == '"' {
+                    match interpolate(&expand_escapes(&raw), &lookup(&vars)) {
+                        Ok(v) => v,
+                        Err(source) => {
+                            return (out, Some(DotenvError::Interpolate { line, source }))
+                        }
+                    }
+                } else {
+                    raw
+                };
+                let span = i..close + 1;
+                i = close + 1;
+                (value, span)
+            }
+            _ => {
+                let end = text[i..].find('\n').map_or(b.len(), |n| i + n);
+                let raw = &text[i..end];
+                let raw = raw.split(" #").next().unwrap_or("");
+                let raw = raw.trim_end();
+                let value = match interpolate(raw, &lookup(&vars)) {
+                    Ok(v) => v,
+                    Err(source) => return (out, Some(DotenvError::Interpolate { line, source })),
+                };
+                let span = i..i + raw.len();
+                i = end;
+                (value, span)
+            }
+        };
+        vars.insert(key.clone(), value.clone());
+        out.push(Entry {
+            key,
+            value: Some(value),
+            value_span: span,
+            line,
+        });
+    }
+}
+
+/// [`read_partial`], failing on the first error.
+pub fn read(text: &str) -> Result<Vec<Entry>, DotenvError> {
+    match read_partial(text) {
+        (v, None) => Ok(v),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// The values compose would see (later keys win; a key without `=` takes
+/// this process's environment). Stops at the first error, keeping what came
+/// before it: [`read`] reports errors.
+pub fn parse(text: &str) -> Vars {
+    let mut v = Vars::new();
+    for e in read_partial(text).0 {
+        match e.value {
+            Some(val) => {
+                v.insert(e.key, val);
+            }
+            None => {
+                if let Ok(val) = std::env::var(&e.key) {
+                    v.insert(e.key, val);
+                }
+            }
         }
     }
     v
 }
 
-/// Appends `KEY=VALUE` lines to `text`, keeping everything already there.
+/// `value` as `.env` text that compose (v2 and v1) reads back as `value`:
+/// bare when it is plain, single-quoted (literal) when it holds no quote or
+/// line break, else double-quoted with escapes.
+pub fn quote(value: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@,+%=-".contains(c);
+    if value.chars().all(plain) {
+        return value.to_owned();
+    }
+    if !value.contains(['\'', '\n', '\r', '\\']) {
+        return format!("'{value}'");
+    }
+    let mut s = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '$' => s.push_str("$$"),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// The line ending the text uses (CRLF when any line ends so).
+fn newline_of(text: &str) -> &'static str {
+    if text.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    }
+}
+
+/// The new text of `.env` after `plan`: values set in place, then new
+/// keys appended.
+pub fn apply(text: &str, plan: &EnvPlan) -> String {
+    let mut out = text.to_owned();
+    for (k, v) in &plan.set_in_place {
+        out = set(&out, k, v);
+    }
+    append(&out, &plan.append)
+}
+
+/// Appends `KEY=VALUE` lines to `text`, keeping everything already there
+/// and its line endings.
 pub fn append(text: &str, new: &[(String, String)]) -> String {
     let mut out = text.to_owned();
     if new.is_empty() {
         return out;
     }
+    let nl = newline_of(text);
     if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
+        out.push_str(nl);
     }
     for (k, v) in new {
         out.push_str(k);
         out.push('=');
-        out.push_str(v);
-        out.push('\n');
+        out.push_str(&quote(v));
+        out.push_str(nl);
     }
     out
+}
+
+/// Sets `key` to `value` in place: the value of its last assignment (the
+/// one compose uses) is replaced and every other byte stays; a key that is
+/// not there is appended.
+pub fn set(text: &str, key: &str, value: &str) -> String {
+    let entries = read_partial(text).0;
+    match entries.iter().rev().find(|e| e.key == key) {
+        Some(e) => {
+            let q = quote(value);
+            let mut out = String::with_capacity(text.len() + q.len());
+            out.push_str(&text[..e.value_span.start]);
+            if e.value.is_none() {
+                out.push('=');
+            }
+            out.push_str(&q);
+            out.push_str(&text[e.value_span.end..]);
+            out
+        }
+        None => append(text, &[(key.to_owned(), value.to_owned())]),
+    }
 }
 
 /// An interpolation failure.
@@ -231,6 +532,95 @@ mod tests {
         );
     }
 
+    /// compose v2's reading of each case (checked against the real
+    /// binaries by `tests/dotenv_compose.rs`).
+    #[rstest]
+    #[case::comment_after_unquoted("APP_PORT=18555 # the port\n", "APP_PORT", Some("18555"))]
+    #[case::comment_after_quoted("APP_PORT=\"18555\" # port\n", "APP_PORT", Some("18555"))]
+    #[case::hash_without_space("H=a#b\n", "H", Some("a#b"))]
+    #[case::bom("\u{feff}APP_PORT=1\n", "APP_PORT", Some("1"))]
+    #[case::crlf("A=1\r\nB=2\r\n", "A", Some("1"))]
+    #[case::single_quotes_literal("S='$HOME x\\'y'\n", "S", Some("$HOME x'y"))]
+    #[case::double_quote_escapes("D=\"a\\nb\\$c$$d\\\\e\\\"f\"\n", "D", Some("a\nb$c$d\\e\"f"))]
+    #[case::double_quote_multiline("M=\"l1\nl2\"\nN=1\n", "M", Some("l1\nl2"))]
+    #[case::export_and_blanks("export  E = v \n", "E", Some("v"))]
+    #[case::empty("EMPTY=\n", "EMPTY", Some(""))]
+    #[case::key_without_equals("NOEQ_UNSET_IN_TESTS\nA=1\n", "NOEQ_UNSET_IN_TESTS", None)]
+    #[case::expands_earlier_keys("H=a#b\nR=${H}-x\n", "R", Some("a#b-x"))]
+    #[case::single_quotes_do_not_expand("H=a\nR='${H}'\n", "R", Some("${H}"))]
+    #[case::double_dollar_is_literal("H=a\nDD=\"x$${H}\"\n", "DD", Some("x${H}"))]
+    #[case::yaml_style("Y: yam\n", "Y", Some("yam"))]
+    #[case::later_wins("A=1\nA=2\n", "A", Some("2"))]
+    fn reads_as_compose_v2(#[case] text: &str, #[case] key: &str, #[case] want: Option<&str>) {
+        assert_eq!(parse(text).get(key).map(String::as_str), want, "{text:?}");
+    }
+
+    #[rstest]
+    #[case::unterminated(
+        "A=\"open\nB=1\n",
+        "line 1: the quoted value starting \"\\\"open\" is never closed"
+    )]
+    #[case::bad_key("A B!=1\n", "line 1: unexpected character '!' in the name \"A B\"")]
+    fn refuses_what_compose_refuses(#[case] text: &str, #[case] says: &str) {
+        let e = read(text).unwrap_err().to_string();
+        assert!(e.starts_with(says), "{e}");
+    }
+
+    #[test]
+    fn set_changes_one_value_in_place_and_keeps_every_other_byte() {
+        let text = "\u{feff}# ops\r\nAPP_PORT=18555 # the port\r\nexport  MODE = 'fast'\r\nAPP_PORT=1\r\nLAST=x";
+        let out = set(text, "APP_PORT", "9000");
+        assert_eq!(
+            out,
+            "\u{feff}# ops\r\nAPP_PORT=18555 # the port\r\nexport  MODE = 'fast'\r\nAPP_PORT=9000\r\nLAST=x"
+        );
+        let out = set(text, "MODE", "slow and steady");
+        assert_eq!(
+            out,
+            text.replace("'fast'", "'slow and steady'"),
+            "the spelling around the value stays"
+        );
+        assert_eq!(parse(&out)["MODE"], "slow and steady");
+        // A key not there is appended in the file's line endings.
+        assert_eq!(set(text, "NEW", "1"), format!("{text}\r\nNEW=1\r\n"));
+        assert_eq!(set("NOEQ\n", "NOEQ", "v"), "NOEQ=v\n");
+    }
+
+    #[test]
+    fn appends_never_duplicate_a_key_spelled_another_way() {
+        let text = "export APP_PORT = 1\n\u{a0}";
+        let p = plan(
+            text,
+            &[manifest_schema::EnvVar {
+                key: "APP_PORT".into(),
+                description: String::new(),
+                required: true,
+                default: Some("2".into()),
+                generate: None,
+                unrotatable: false,
+            }],
+            &[],
+            &[],
+            |_| unreachable!(),
+        );
+        assert!(p.append.is_empty(), "{p:?}");
+    }
+
+    #[rstest]
+    #[case::plain("ops@example.com", "ops@example.com")]
+    #[case::space("two words", "'two words'")]
+    #[case::hash("a #b", "'a #b'")]
+    #[case::dollar("$HOME", "'$HOME'")]
+    #[case::quote("it's", "\"it's\"")]
+    #[case::newline("l1\nl2", "\"l1\\nl2\"")]
+    #[case::backslash_and_dollar("a\\b$c'", "\"a\\\\b$$c'\"")]
+    #[case::empty("", "")]
+    fn written_values_read_back_unchanged(#[case] value: &str, #[case] written: &str) {
+        assert_eq!(quote(value), written);
+        let text = append("", &[("K".into(), value.into())]);
+        assert_eq!(parse(&text)["K"], value, "{text:?}");
+    }
+
     #[test]
     fn parse_and_append_keep_text() {
         let text = "# mine\nA=1\nexport B=\"two\"\n\nC='3'";
@@ -259,8 +649,9 @@ pub struct EnvPlan {
     pub new_defaults: Vec<(String, String, String)>,
     /// Unrotatable keys that appear now: back them up off-host.
     pub unrotatable: Vec<String>,
-    /// `--set` values for keys already in `.env` (refused: edit `.env`).
-    pub conflicts: Vec<String>,
+    /// `--set` values for keys `.env` already holds with another value:
+    /// changed in place, every other byte kept.
+    pub set_in_place: Vec<(String, String)>,
 }
 
 /// Compares `.env` with the new version's requirements. `generate` makes a
@@ -276,7 +667,7 @@ pub fn plan(
     let mut p = EnvPlan::default();
     for (k, v) in set {
         if have.get(k).is_some_and(|cur| cur != v) {
-            p.conflicts.push(k.clone());
+            p.set_in_place.push((k.clone(), v.clone()));
         }
     }
     for var in new {
@@ -405,7 +796,10 @@ mod plan_tests {
             &[("EMAIL".into(), "a@b".into())],
             |_| "x".into(),
         );
-        assert_eq!(conflict.conflicts, vec!["EMAIL".to_string()]);
+        assert_eq!(
+            conflict.set_in_place,
+            vec![("EMAIL".to_string(), "a@b".to_string())]
+        );
     }
 
     #[test]

@@ -388,11 +388,6 @@ fn check_env_plan(p: &EnvPlan, problems: &mut Vec<String>) {
             "required setting {k} is missing from .env: {d}; hint: add it to .env or pass --set {k}=VALUE"
         ));
     }
-    for k in &p.conflicts {
-        problems.push(format!(
-            "--set {k}: .env already sets {k} to another value; the installer never rewrites existing values; hint: edit .env by hand"
-        ));
-    }
 }
 
 /// `.env` as it is on disk ("" when absent); a link or special file there
@@ -407,6 +402,20 @@ fn read_env(fs: &Root) -> Result<String, InstallError> {
             ))
         }),
         Err(e) => Err(InstallError::Fs(e)),
+    }
+}
+
+/// [`planted`] as a preflight error.
+fn refuse_planted(
+    sd: &StateDir,
+    m: &Manifest,
+    current: &[manifest_schema::FileEntry],
+) -> Result<(), InstallError> {
+    let problems = planted(&sd.fs()?, m, current);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(InstallError::Preflight(problems))
     }
 }
 
@@ -479,10 +488,10 @@ pub fn install(
     } else if !state_existed {
         cleanup.paths.push(sd.root.clone());
     }
-    let _lock = sd.lock()?;
-    // Before anything reads or clears the state dir: a link planted in it
-    // would steer the installer's root writes.
+    // Before anything opens, reads or clears the state dir: a link planted
+    // in it would steer the installer's root writes.
     sd.check()?;
+    let _lock = sd.lock()?;
     let mut state = sd.load()?;
 
     // Trust: the recorded keys only, once there are any; never a revoked one.
@@ -618,11 +627,20 @@ pub fn install(
                 Ok(_) => {}
                 Err(e) => problems.push(format!("cannot measure free space in {}: {e}", opts.dir.display())),
             }
-            if let Err(e) = &env_read {
-                problems.push(e.to_string());
-            }
             let current_files = old_manifest.as_ref().map(|o| o.files.as_slice()).unwrap_or(&[]);
-            problems.extend(planted(&fs, m, current_files));
+            let mut found = planted(&fs, m, current_files);
+            if let Err(e) = &env_read {
+                if !found.contains(&e.to_string()) {
+                    found.insert(0, e.to_string());
+                }
+            }
+            problems.extend(found);
+            if let Err(e) = envfile::read(&env_text) {
+                problems.push(format!(
+                    "{}: {e}; compose would refuse it too",
+                    opts.dir.join(ENV_FILE).display()
+                ));
+            }
             check_trust_change(&m.trust, &keys, &revoked, &mut problems);
             check_delta(&sd, m, &mut problems);
             let old_env = old_manifest.as_ref().map(|o| o.env.as_slice()).unwrap_or(&[]);
@@ -706,9 +724,12 @@ pub fn install(
         report.step(&format!("pre_upgrade hook wrote {}", out.display()));
     }
     // Settings.
-    if !env_plan.append.is_empty() {
-        let text = envfile::append(&env_text, &env_plan.append);
+    if !env_plan.append.is_empty() || !env_plan.set_in_place.is_empty() {
+        let text = envfile::apply(&env_text, &env_plan);
         sd.write(Path::new(ENV_FILE), text.as_bytes(), 0o600)?;
+        for (k, _) in &env_plan.set_in_place {
+            notes.push(format!(".env: {k} set in place (--set)"));
+        }
         for (k, _) in &env_plan.append {
             let how = if env_plan.generated.contains(k) {
                 "generated"
@@ -1642,6 +1663,7 @@ pub fn rollback(
         ..opts.clone()
     };
     let sd = StateDir::new(&opts.dir);
+    sd.check()?;
     if !sd.exists() {
         return Err(InstallError::Input(format!(
             "{} is not an install (no {STATE_DIR}/ state)",
@@ -1649,7 +1671,6 @@ pub fn rollback(
         )));
     }
     let _lock = sd.lock()?;
-    sd.check()?;
     clear_staging(&sd);
     let mut state = sd.load()?;
     let iopts = InstallOptions {
@@ -1665,6 +1686,11 @@ pub fn rollback(
             j.to.parse::<Version>()
                 .ok()
                 .and_then(|v| sd.release_manifest(&v).ok());
+        if let Some(cur) = &state.current {
+            let m = sd.release_manifest(&cur.version)?;
+            let failed_files = failed.as_ref().map(|f| f.files.as_slice()).unwrap_or(&[]);
+            refuse_planted(&sd, &m, failed_files)?;
+        }
         let what = restore(
             &sd,
             engine.as_ref(),
@@ -1708,6 +1734,7 @@ pub fn rollback(
     ));
     let prev_m = sd.release_manifest(&prev.version)?;
     let cur_m = sd.release_manifest(&cur.version)?;
+    refuse_planted(&sd, &prev_m, &cur_m.files)?;
     if opts.restore_data {
         let Some(hook) = &prev_m.hooks.restore.clone().or(cur_m.hooks.restore.clone()) else {
             return Err(InstallError::Input(

@@ -262,8 +262,7 @@ impl StateDir {
     pub fn create(&self) -> Result<(), StateError> {
         let root = self.fs()?;
         for d in ["keys", "revoked", "releases", "blobs/sha256", "staging"] {
-            root.create_dir_all(&Self::rel(d))
-                .map_err(StateError::Fs)?;
+            root.create_dir_all(&Self::rel(d)).map_err(StateError::Fs)?;
         }
         Ok(())
     }
