@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use installer::envfile::{interpolate, Vars};
+use bundle_format::envfile::{interpolate, Vars};
 use manifest_schema::{ImageRef, Spec};
 
 /// Errors about the spec or its compose files.

@@ -12,10 +12,12 @@
 
 #![forbid(unsafe_code)]
 
+/// `.env` files: [`bundle_format::envfile`].
+pub use bundle_format::envfile;
+
 pub mod bundle;
 pub mod cli;
 pub mod engine;
-pub mod envfile;
 pub mod frames;
 pub mod health;
 pub mod install;
