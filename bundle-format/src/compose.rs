@@ -46,6 +46,8 @@ pub struct Service {
     pub file: String,
     /// It has `build:`.
     pub build: bool,
+    /// Why its image could not be interpolated.
+    pub error: Option<String>,
 }
 
 /// A file the model reads besides the compose files named on the command
@@ -63,10 +65,23 @@ pub struct Reference {
 /// The resolved project.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resolved {
-    /// The active services.
-    pub services: BTreeMap<String, Service>,
+    /// The active services, in the order the files first name them.
+    pub services: Vec<(String, Service)>,
     /// Every file it reads besides the compose files given.
     pub references: BTreeSet<Reference>,
+    /// What stops compose from reading the model: a missing or malformed
+    /// file, a cycle, a bad `extends`.
+    pub problems: Vec<String>,
+}
+
+impl Resolved {
+    /// Each active service's image.
+    pub fn images(&self) -> BTreeMap<String, Option<String>> {
+        self.services
+            .iter()
+            .map(|(k, s)| (k.clone(), s.image.clone()))
+            .collect()
+    }
 }
 
 /// The variables a raw value uses (`$X`, `${X…}`; `$$` is a literal `$`).
@@ -157,7 +172,7 @@ impl Resolver<'_> {
         match interpolate(raw, self.vars) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.problems.push(format!("{at}: {raw:?}: {e}"));
+                self.problems.push(format!("{at} {raw:?}: {e}"));
                 None
             }
         }
@@ -167,7 +182,8 @@ impl Resolver<'_> {
     fn load(
         &mut self,
         file: &str,
-        defs: &mut BTreeMap<String, (Mapping, String)>,
+        from: Option<&str>,
+        defs: &mut Vec<(String, Mapping, String)>,
         stack: &mut Vec<String>,
     ) {
         if stack.iter().any(|f| f == file) {
@@ -177,7 +193,7 @@ impl Resolver<'_> {
             ));
             return;
         }
-        let Some(doc) = self.doc(file, stack.last().map(String::as_str)) else {
+        let Some(doc) = self.doc(file, from) else {
             return;
         };
         stack.push(file.to_owned());
@@ -203,10 +219,10 @@ impl Resolver<'_> {
                 };
                 self.references.insert(Reference {
                     path: p.clone(),
-                    from: at,
+                    from: at.clone(),
                     required: true,
                 });
-                self.load(&p, defs, stack);
+                self.load(&p, Some(&at), defs, stack);
             }
         }
         if let Some(Value::Mapping(services)) = doc.get("services") {
@@ -214,8 +230,8 @@ impl Resolver<'_> {
                 let (Some(name), Some(svc)) = (name.as_str(), svc.as_mapping()) else {
                     continue;
                 };
-                match defs.get_mut(name) {
-                    Some((have, at)) => {
+                match defs.iter_mut().find(|(n, _, _)| n == name) {
+                    Some((_, have, at)) => {
                         for (k, v) in svc {
                             have.insert(k.clone(), v.clone());
                         }
@@ -223,9 +239,7 @@ impl Resolver<'_> {
                             *at = file.to_owned();
                         }
                     }
-                    None => {
-                        defs.insert(name.to_owned(), (svc.clone(), file.to_owned()));
-                    }
+                    None => defs.push((name.to_owned(), svc.clone(), file.to_owned())),
                 }
             }
         }
@@ -351,8 +365,9 @@ impl Resolver<'_> {
 
 /// Resolves the compose `files` (paths relative to the project dir, in
 /// `-f` order) with `vars` (the `.env` in force). Every problem is
-/// returned together.
-pub fn resolve(src: &dyn Source, files: &[String], vars: &Vars) -> Result<Resolved, Vec<String>> {
+/// returned together, in [`Resolved::problems`] and each service's
+/// [`Service::error`].
+pub fn resolve(src: &dyn Source, files: &[String], vars: &Vars) -> Resolved {
     let mut r = Resolver {
         src,
         vars,
@@ -360,9 +375,9 @@ pub fn resolve(src: &dyn Source, files: &[String], vars: &Vars) -> Result<Resolv
         problems: Vec::new(),
         references: BTreeSet::new(),
     };
-    let mut defs = BTreeMap::new();
+    let mut defs = Vec::new();
     for f in files {
-        r.load(f, &mut defs, &mut Vec::new());
+        r.load(f, None, &mut defs, &mut Vec::new());
     }
     let profiles: BTreeSet<String> = vars
         .get("COMPOSE_PROFILES")
@@ -373,8 +388,9 @@ pub fn resolve(src: &dyn Source, files: &[String], vars: &Vars) -> Result<Resolv
                 .collect()
         })
         .unwrap_or_default();
-    let mut services = BTreeMap::new();
-    for (name, (def, file)) in defs {
+    let mut services = Vec::new();
+    for (name, def, file) in defs {
+        r.env_files(&name, &file, &def);
         let Some((flat, image_file)) = r.flatten(&name, &def, &file, &mut Vec::new()) else {
             continue;
         };
@@ -386,9 +402,15 @@ pub fn resolve(src: &dyn Source, files: &[String], vars: &Vars) -> Result<Resolv
             .get(key("image"))
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let image = match &raw_image {
-            Some(raw) => r.interp(raw, &format!("{image_file}: service {name}: image")),
-            None => None,
+        let (image, error) = match &raw_image {
+            Some(raw) => match interpolate(raw, vars) {
+                Ok(v) => (Some(v), None),
+                Err(e) => (
+                    None,
+                    Some(format!("{image_file}: service {name}: image {raw:?}: {e}")),
+                ),
+            },
+            None => (None, None),
         };
         let build = flat.contains_key(key("build"));
         if image.is_none() && raw_image.is_none() && !build {
@@ -396,23 +418,21 @@ pub fn resolve(src: &dyn Source, files: &[String], vars: &Vars) -> Result<Resolv
                 "{file}: service {name} has neither image nor build"
             ));
         }
-        services.insert(
+        services.push((
             name,
             Service {
                 image,
                 raw_image,
                 file: image_file,
                 build,
+                error,
             },
-        );
+        ));
     }
-    if r.problems.is_empty() {
-        Ok(Resolved {
-            services,
-            references: r.references,
-        })
-    } else {
-        Err(r.problems)
+    Resolved {
+        services,
+        references: r.references,
+        problems: r.problems,
     }
 }
 
@@ -448,7 +468,7 @@ mod tests {
             "c.yml",
             "services:\n  web:\n    image: a:1\n    env_file: [app.env, {path: opt.env, required: false}]\n    extends: {file: gone.yml, service: x}\n  loop:\n    extends: loop\n",
         )]);
-        let e = resolve(&src, &["c.yml".into()], &Vars::new()).unwrap_err();
+        let e = resolve(&src, &["c.yml".into()], &Vars::new()).problems;
         assert!(e.contains(&"c.yml: service web: extends names gone.yml, which is not there; hint: add it to the files".to_string()), "{e:?}");
         assert!(
             e.iter()
@@ -459,7 +479,7 @@ mod tests {
             "c.yml",
             "services:\n  web:\n    image: a:1\n    env_file: [./app.env, {path: opt.env, required: false}]\n",
         )]);
-        let r = resolve(&src, &["c.yml".into()], &Vars::new()).unwrap();
+        let r = resolve(&src, &["c.yml".into()], &Vars::new());
         let refs: Vec<(String, bool)> = r
             .references
             .iter()

@@ -598,6 +598,7 @@ mod tests {
                 default: Some("2".into()),
                 generate: None,
                 unrotatable: false,
+                managed: false,
             }],
             &[],
             &[],
@@ -739,6 +740,7 @@ mod plan_tests {
             default: default.map(Into::into),
             generate,
             unrotatable: generate.is_some(),
+            managed: false,
         }
     }
 

@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use bundle_format::envfile::{interpolate, Vars};
+use bundle_format::compose::{self, Source};
+use bundle_format::envfile::{self, Vars};
 use manifest_schema::{ImageRef, Spec};
 
 /// Errors about the spec or its compose files.
@@ -66,71 +68,186 @@ pub fn default_vars(spec: &Spec) -> Vars {
         .collect()
 }
 
-/// The image name (canonical) each service of a compose document uses, or
-/// the problem with it.
-fn service_images(
-    doc: &serde_yaml_ng::Value,
-    vars: &Vars,
-    file: &str,
-) -> (Vec<(String, String)>, Vec<String>) {
-    let mut found = Vec::new();
-    let mut problems = Vec::new();
-    let Some(services) = doc.get("services").and_then(|s| s.as_mapping()) else {
-        return (found, problems);
+/// The spec's files by their path in the bundle: what compose will read.
+struct SpecFiles<'a> {
+    dir: &'a Path,
+    by_dest: BTreeMap<String, &'a str>,
+}
+
+impl Source for SpecFiles<'_> {
+    fn read(&self, rel: &str) -> std::io::Result<Option<String>> {
+        match self.by_dest.get(rel.strip_prefix("./").unwrap_or(rel)) {
+            Some(src) => std::fs::read_to_string(self.dir.join(src)).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The compose this host has, for its own resolution of the model: the
+/// command named by `BUNDLER_COMPOSE` ("none" for the built-in resolver
+/// only), else the `docker compose` plugin when it answers.
+fn compose_command() -> Option<Command> {
+    let chosen = std::env::var("BUNDLER_COMPOSE").ok();
+    let words: Vec<String> = match chosen.as_deref() {
+        Some("none") => return None,
+        Some(c) => c.split_whitespace().map(str::to_owned).collect(),
+        None => vec!["docker".into(), "compose".into()],
     };
-    for (name, svc) in services {
-        let name = name.as_str().unwrap_or("?").to_owned();
-        match svc.get("image").and_then(|i| i.as_str()) {
-            Some(raw) => match interpolate(raw, vars) {
-                Ok(img) => match ImageRef::parse(&img) {
-                    Ok(r) => found.push((name, r.canonical_name())),
-                    Err(e) => problems.push(format!("{file}: service {name}: {e}")),
-                },
-                Err(e) => problems.push(format!("{file}: service {name}: image {raw:?}: {e}")),
-            },
-            None if svc.get("build").is_some() => problems.push(format!(
-                "{file}: service {name} has `build:` and no image; hint: build and push the image, then list it under images in the spec"
+    let (bin, args) = words.split_first()?;
+    let works = Command::new(bin)
+        .args(args)
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    works.then(|| {
+        let mut c = Command::new(bin);
+        c.args(args);
+        c
+    })
+}
+
+/// `compose config` over the bundle's files laid out as the target will
+/// have them, with the spec's defaults as `.env`: compose's own answer to
+/// which image each service runs. `None` when no compose answers here.
+fn compose_config(
+    spec: &Spec,
+    spec_dir: &Path,
+    vars: &Vars,
+) -> Option<Result<BTreeMap<String, Option<String>>, String>> {
+    let mut cmd = compose_command()?;
+    let mut run = || -> Result<BTreeMap<String, Option<String>>, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        for f in &spec.files {
+            let dst = dir.path().join(f.dest.as_str());
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            std::fs::copy(spec_dir.join(&f.src), &dst).map_err(|e| format!("{}: {e}", f.src))?;
+        }
+        let env: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        std::fs::write(dir.path().join(".env"), envfile::append("", &env))
+            .map_err(|e| e.to_string())?;
+        cmd.arg("--project-directory")
+            .arg(dir.path())
+            .args(["-p", &spec.compose.project]);
+        for f in &spec.compose.files {
+            cmd.arg("-f").arg(dir.path().join(f.as_str()));
+        }
+        // Its environment must not steer the answer: only the spec's defaults count.
+        for k in vars
+            .keys()
+            .map(String::as_str)
+            .chain(["COMPOSE_PROFILES", "COMPOSE_FILE"])
+        {
+            cmd.env_remove(k);
+        }
+        let out = cmd.arg("config").output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        compose::from_config(&out.stdout)
+    };
+    Some(run())
+}
+
+/// Where an image came from, for messages: the file, and each variable
+/// in it with its value.
+fn origin(svc: &compose::Service, vars: &Vars) -> String {
+    let Some(raw) = &svc.raw_image else {
+        return String::new();
+    };
+    let used = compose::variables(raw);
+    if used.is_empty() {
+        return String::new();
+    }
+    let values: Vec<String> = used
+        .iter()
+        .map(|v| match vars.get(v) {
+            Some(x) => format!("{v}={x}"),
+            None => format!("{v} unset"),
+        })
+        .collect();
+    format!(" (image: {raw}, with {})", values.join(", "))
+}
+
+/// Checks that every service image of the compose files is in the bundle
+/// (or declared in `compose.external`), and that every file the model reads
+/// (`extends` and `include` targets, `env_file`) is among the bundle's
+/// files. Follows the model as compose does (`extends`, `include`,
+/// profiles, interpolation with the spec's defaults); where a compose
+/// binary runs here, its resolution decides. Returns every problem at once.
+pub fn check_complete(spec: &Spec, spec_dir: &Path, bundled: &[String]) -> Result<(), SpecError> {
+    let vars = default_vars(spec);
+    let src = SpecFiles {
+        dir: spec_dir,
+        by_dest: spec
+            .files
+            .iter()
+            .map(|f| (f.dest.to_string(), f.src.as_str()))
+            .collect(),
+    };
+    let files: Vec<String> = spec.compose.files.iter().map(ToString::to_string).collect();
+    let r = compose::resolve(&src, &files, &vars);
+    let mut problems = r.problems.clone();
+    for rf in &r.references {
+        if rf.required
+            && !src.by_dest.contains_key(rf.path.as_str())
+            && !problems.iter().any(|p| p.contains(&rf.path))
+        {
+            problems.push(format!(
+                "{} names {}, which is not among the bundle's files; hint: add it under files (compose needs it on the target)",
+                rf.from, rf.path
+            ));
+        }
+    }
+    for (name, svc) in &r.services {
+        if let Some(e) = &svc.error {
+            problems.push(e.clone());
+        } else if svc.image.is_none() && svc.build {
+            problems.push(format!(
+                "{}: service {name} has `build:` and no image; hint: build and push the image, then list it under images in the spec",
+                svc.file
+            ));
+        }
+    }
+    let mut images = r.images();
+    if problems.is_empty() {
+        match compose_config(spec, spec_dir, &vars) {
+            Some(Ok(theirs)) => images = theirs,
+            Some(Err(e)) => problems.push(format!(
+                "compose config refuses the bundle's compose files: {e}; hint: run `docker compose config` on them"
             )),
             None => {}
         }
     }
-    (found, problems)
-}
-
-/// Checks that every service image of the compose files is in the bundle.
-/// Returns every problem at once.
-pub fn check_complete(spec: &Spec, spec_dir: &Path, bundled: &[String]) -> Result<(), SpecError> {
-    let vars = default_vars(spec);
-    let by_dest: BTreeMap<_, _> = spec.files.iter().map(|f| (&f.dest, &f.src)).collect();
-    let mut problems = Vec::new();
-    let mut services: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for cf in &spec.compose.files {
-        let Some(src) = by_dest.get(cf) else { continue };
-        let path = spec_dir.join(src);
-        let text = std::fs::read_to_string(&path).map_err(|e| SpecError::Read {
-            path: path.clone(),
-            source: e,
-        })?;
-        let mut doc: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(&text).map_err(|e| SpecError::Parse {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-        doc.apply_merge().map_err(|e| SpecError::Parse {
-            path: path.clone(),
-            message: format!("merge keys: {e}"),
-        })?;
-        let (found, p) = service_images(&doc, &vars, src);
-        problems.extend(p);
-        // Later files override earlier ones, as `compose -f a -f b` does.
-        for (svc, img) in found {
-            services.insert(svc, (img, src.to_string()));
-        }
-    }
-    for (svc, (img, file)) in &services {
-        if !bundled.contains(img) {
+    let external: Vec<String> = spec
+        .compose
+        .external
+        .iter()
+        .map(|e| {
+            ImageRef::parse(e)
+                .map(|r| r.canonical_name())
+                .unwrap_or_else(|_| e.clone())
+        })
+        .collect();
+    for (name, svc) in &r.services {
+        let Some(Some(img)) = images.get(name) else {
+            continue;
+        };
+        let canonical = match ImageRef::parse(img) {
+            Ok(r) => r.canonical_name(),
+            Err(e) => {
+                problems.push(format!("{}: service {name}: {e}", svc.file));
+                continue;
+            }
+        };
+        if !bundled.contains(&canonical) && !external.contains(&canonical) {
             problems.push(format!(
-                "{file}: service {svc} uses image {img}, which is not in the bundle; hint: add it under images (pinned by digest)"
+                "{}: service {name} uses image {canonical}{}, which is not in the bundle; hint: add it under images (pinned by digest), or under compose.external if the target has it",
+                svc.file,
+                origin(svc, &vars)
             ));
         }
     }
@@ -208,8 +325,82 @@ mod tests {
             vec![
                 "compose.yml: service web has `build:` and no image; hint: build and push the image, then list it under images in the spec".to_string(),
                 "compose.yml: service bad: image \"x:${TOKEN:?set TOKEN}\": required variable TOKEN is not set: set TOKEN".to_string(),
-                "compose.yml: service db uses image docker.io/library/postgres:16, which is not in the bundle; hint: add it under images (pinned by digest)".to_string(),
+                "compose.yml: service db uses image docker.io/library/postgres:16, which is not in the bundle; hint: add it under images (pinned by digest), or under compose.external if the target has it".to_string(),
             ]
+        );
+    }
+
+    /// The spec's files for the extends/include cases: the compose file,
+    /// the file it extends and the file it includes.
+    fn layered(dir: &Path, bundle_all: bool) -> Spec {
+        let files = if bundle_all {
+            "  - {src: base.yml, dest: base.yml}\n  - {src: db.yml, dest: db.yml}\n  - {src: app.env, dest: app.env}\n"
+        } else {
+            ""
+        };
+        let spec = spec_text("").replace(
+            "    dest: compose.yml\n",
+            &format!("    dest: compose.yml\n{files}"),
+        );
+        write(dir, "bundle.yaml", &spec);
+        write(
+            dir,
+            "compose.yml",
+            "include:\n  - db.yml\nservices:\n  app:\n    extends: {file: base.yml, service: common}\n    env_file: [app.env]\n",
+        );
+        write(dir, "base.yml", "services:\n  common:\n    image: vendor/app:${APP_VERSION}\n  worker:\n    image: vendor/worker:1\n");
+        write(
+            dir,
+            "db.yml",
+            "services:\n  db:\n    image: postgres:${PG:-16}\n",
+        );
+        write(dir, "app.env", "X=1\n");
+        load(&dir.join("bundle.yaml")).unwrap()
+    }
+
+    #[rstest::rstest]
+    #[case::built_in("none")]
+    #[case::compose_decides("docker compose")]
+    fn extends_and_include_are_followed_and_their_files_must_be_bundled(#[case] compose: &str) {
+        std::env::set_var("BUNDLER_COMPOSE", compose);
+        let dir = tempfile::tempdir().unwrap();
+        let spec = layered(dir.path(), false);
+        let SpecError::Invalid { problems, .. } =
+            check_complete(&spec, dir.path(), &["docker.io/vendor/app:1.4.2".into()]).unwrap_err()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            problems,
+            [
+                "compose.yml: include names db.yml, which is not there; hint: add it to the files",
+                "compose.yml: service app: extends names base.yml, which is not there; hint: add it to the files",
+                "compose.yml: service app: env_file names app.env, which is not among the bundle's files; hint: add it under files (compose needs it on the target)",
+            ]
+        );
+        // With the files bundled: the included db's image is not.
+        let spec = layered(dir.path(), true);
+        let SpecError::Invalid { problems, .. } =
+            check_complete(&spec, dir.path(), &["docker.io/vendor/app:1.4.2".into()]).unwrap_err()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            problems,
+            ["db.yml: service db uses image docker.io/library/postgres:16 (image: postgres:${PG:-16}, with PG unset), which is not in the bundle; hint: add it under images (pinned by digest), or under compose.external if the target has it"]
+        );
+        // Declared external, it passes; the extended image is the bundled one.
+        let mut spec = spec;
+        spec.compose.external.push("postgres:16".into());
+        check_complete(&spec, dir.path(), &["docker.io/vendor/app:1.4.2".into()]).unwrap();
+        // The extended service's image moves with APP_VERSION's default.
+        spec.env[0].default = Some("1.5.0".into());
+        let e = check_complete(&spec, dir.path(), &["docker.io/vendor/app:1.4.2".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("base.yml: service app uses image docker.io/vendor/app:1.5.0 (image: vendor/app:${APP_VERSION}, with APP_VERSION=1.5.0)"),
+            "{e}"
         );
     }
 }

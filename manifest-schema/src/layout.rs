@@ -55,7 +55,24 @@ pub const BACKUPS_DIR: &str = "backups";
 /// Where a bundled installer binary goes inside an install dir.
 pub const INSTALLER_PATH: &str = "bin/installer";
 /// Paths (and their subtrees) that a bundle may never manage.
-pub const RESERVED: &[&str] = &[STATE_DIR, ENV_FILE, BACKUPS_DIR];
+pub const RESERVED: &[&str] = &[
+    STATE_DIR,
+    ENV_FILE,
+    BACKUPS_DIR,
+    OVERRIDE_FILES[0],
+    OVERRIDE_FILES[1],
+    OVERRIDE_FILES[2],
+    OVERRIDE_FILES[3],
+];
+/// The override files compose loads by default after the main file: the
+/// operator's own changes go there. A bundle may not ship one; the installer
+/// passes the one it finds after the bundle's compose files.
+pub const OVERRIDE_FILES: [&str; 4] = [
+    "compose.override.yaml",
+    "compose.override.yml",
+    "docker-compose.override.yaml",
+    "docker-compose.override.yml",
+];
 /// Upper bound on the manifest's size, checked before it is read whole.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// Upper bound on the signature's size.

@@ -95,6 +95,10 @@ pub struct Compose {
     pub project: String,
     /// Compose files, in order, as paths inside the install dir.
     pub files: Vec<RelPath>,
+    /// Images the stack uses that the bundle does not carry, because the
+    /// target host has them already: the completeness checks accept them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external: Vec<String>,
 }
 
 /// How a secret value is generated.
@@ -130,6 +134,12 @@ pub struct EnvVar {
     /// is reminded to back it up off-host.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unrotatable: bool,
+    /// The release owns the value: every install, upgrade and rollback sets
+    /// it to the bundle's `default` (a stack-wide version pin such as
+    /// `APP_VERSION`). An operator's own edit is refused, not overwritten,
+    /// unless `--set` names the value to use.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub managed: bool,
 }
 
 fn yes() -> bool {

@@ -113,6 +113,8 @@ fn check_managed_paths<'a>(
         if let Some(r) = RESERVED.iter().find(|r| path.starts_with(r)) {
             let why = if *r == STATE_DIR {
                 "is inside the installer's own state dir"
+            } else if crate::layout::OVERRIDE_FILES.contains(r) {
+                "is the operator's compose override file, which compose loads after the bundle's files"
             } else {
                 "is reserved for the operator and the installer"
             };
@@ -208,6 +210,15 @@ fn check_common(
             p.push(
                 format!("env[{i}].key"),
                 format!("duplicate key {:?}", e.key),
+            );
+        }
+        if e.managed && (e.default.is_none() || e.generate.is_some()) {
+            p.push(
+                format!("env[{i}]"),
+                format!(
+                    "key {:?} is managed but has no default: a managed key is set to the release's default on every install; hint: give it a default, or drop managed",
+                    e.key
+                ),
             );
         }
         if e.generate.is_some() && e.default.is_some() {
@@ -472,6 +483,7 @@ mod tests {
             compose: Compose {
                 project: "demo".into(),
                 files: vec![rel("docker-compose.yml")],
+                external: vec![],
             },
             files: vec![SpecFile {
                 src: "docker-compose.yml".into(),
@@ -522,6 +534,7 @@ mod tests {
             compose: Compose {
                 project: "demo".into(),
                 files: vec![rel("docker-compose.yml")],
+                external: vec![],
             },
             env: vec![],
             health: None,
@@ -558,7 +571,7 @@ mod tests {
         "files[0].mode: invalid mode \"0x1ff\": expected octal digits, e.g. \"0644\"")]
     #[case::hook_missing(|s: &mut Spec| s.hooks.pre_upgrade = Some(rel("hooks/backup.sh")),
         "hooks.pre_upgrade: hook \"hooks/backup.sh\" is not in the file list; hint: add it under files")]
-    #[case::bad_env(|s: &mut Spec| s.env.push(EnvVar { key: "1X".into(), description: "x".into(), required: true, default: None, generate: None, unrotatable: false }),
+    #[case::bad_env(|s: &mut Spec| s.env.push(EnvVar { key: "1X".into(), description: "x".into(), required: true, default: None, generate: None, unrotatable: false, managed: false }),
         "env[0].key: invalid key \"1X\": use [A-Za-z_][A-Za-z0-9_]*")]
     #[case::duplicate_image(|s: &mut Spec| { let i = s.images[0].clone(); s.images.push(i) },
         "images[1]: image name \"127.0.0.1:5000/demo/web:1.0.0\" also given by images[0]")]

@@ -134,6 +134,7 @@ fn main() {
         compose: Compose {
             project: "fuzz".into(),
             files: vec![RelPath::new("docker-compose.yml").expect("path")],
+            external: vec![],
         },
         env: vec![],
         health: None,
