@@ -601,6 +601,7 @@ mod tests {
                 managed: false,
             }],
             &[],
+            &BTreeMap::new(),
             &[],
             |_| unreachable!(),
         );
@@ -650,22 +651,72 @@ pub struct EnvPlan {
     pub new_defaults: Vec<(String, String, String)>,
     /// Unrotatable keys that appear now: back them up off-host.
     pub unrotatable: Vec<String>,
-    /// `--set` values for keys `.env` already holds with another value:
-    /// changed in place, every other byte kept.
+    /// `--set` values for keys `.env` already holds with another value, and
+    /// managed keys moving with the release: changed in place, every other
+    /// byte kept.
     pub set_in_place: Vec<(String, String)>,
+    /// Managed keys moving with the release: (key, from, to).
+    pub managed: Vec<(String, String, String)>,
+    /// Managed keys the operator changed: refused.
+    pub managed_conflicts: Vec<ManagedConflict>,
+}
+
+/// A managed key whose value in `.env` is neither what the installer wrote
+/// there nor the new release's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedConflict {
+    /// The key.
+    pub key: String,
+    /// What `.env` says.
+    pub found: String,
+    /// What the installer last wrote, if known.
+    pub wrote: Option<String>,
+    /// The new release's value.
+    pub want: String,
 }
 
 /// Compares `.env` with the new version's requirements. `generate` makes a
 /// secret; it is called only for keys that are absent (first appearance).
+///
+/// A `managed` key belongs to the release: it moves to the new release's
+/// default when `.env` holds what the installer last wrote there (`last`,
+/// or the old release's default when nothing is recorded) or nothing; an
+/// operator's own value is a conflict (refused in preflight), unless
+/// `--set` names the value to use.
 pub fn plan(
     existing: &str,
     new: &[manifest_schema::EnvVar],
     old: &[manifest_schema::EnvVar],
+    last: &BTreeMap<String, String>,
     set: &[(String, String)],
     mut generate: impl FnMut(manifest_schema::Generate) -> String,
 ) -> EnvPlan {
     let have = parse(existing);
     let mut p = EnvPlan::default();
+    for var in new.iter().filter(|v| v.managed) {
+        let (Some(want), Some(cur)) = (&var.default, have.get(&var.key)) else {
+            continue;
+        };
+        if cur == want || set.iter().any(|(k, _)| k == &var.key) {
+            continue;
+        }
+        let wrote = last.get(&var.key).or_else(|| {
+            old.iter()
+                .find(|o| o.key == var.key)
+                .and_then(|o| o.default.as_ref())
+        });
+        if wrote == Some(cur) {
+            p.set_in_place.push((var.key.clone(), want.clone()));
+            p.managed.push((var.key.clone(), cur.clone(), want.clone()));
+        } else {
+            p.managed_conflicts.push(ManagedConflict {
+                key: var.key.clone(),
+                found: cur.clone(),
+                wrote: wrote.cloned(),
+                want: want.clone(),
+            });
+        }
+    }
     for (k, v) in set {
         if have.get(k).is_some_and(|cur| cur != v) {
             p.set_in_place.push((k.clone(), v.clone()));
@@ -753,7 +804,14 @@ mod plan_tests {
             var("KEY", None, Some(Generate::Hex32)),
             var("MODE", Some("fast"), None),
         ];
-        let p = plan("PORT=80\nOLD=x\n", &new, &old, &[], |_| "s3cret".into());
+        let p = plan(
+            "PORT=80\nOLD=x\n",
+            &new,
+            &old,
+            &BTreeMap::new(),
+            &[],
+            |_| "s3cret".into(),
+        );
         assert_eq!(
             p.append,
             vec![
@@ -782,6 +840,7 @@ mod plan_tests {
             "KEY=old\n",
             &new,
             &[],
+            &BTreeMap::new(),
             &[("EMAIL".into(), "a@b".into())],
             |_| {
                 calls += 1;
@@ -795,12 +854,94 @@ mod plan_tests {
             "EMAIL=a@c\n",
             &new,
             &[],
+            &BTreeMap::new(),
             &[("EMAIL".into(), "a@b".into())],
             |_| "x".into(),
         );
         assert_eq!(
             conflict.set_in_place,
             vec![("EMAIL".to_string(), "a@b".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_managed_key_moves_with_the_release_unless_the_operator_changed_it() {
+        let managed = |d: &str| EnvVar {
+            managed: true,
+            ..var("APP_VERSION", Some(d), None)
+        };
+        let (old, new) = (vec![managed("1.0.0")], vec![managed("2.0.0")]);
+        let none = BTreeMap::new();
+        // What the installer wrote: moved in place.
+        let text = "# pin\nAPP_VERSION=1.0.0 # set by the installer\n";
+        let p = plan(text, &new, &old, &none, &[], |_| unreachable!());
+        assert_eq!(
+            p.managed,
+            [("APP_VERSION".into(), "1.0.0".into(), "2.0.0".into())]
+        );
+        assert_eq!(
+            apply(text, &p),
+            "# pin\nAPP_VERSION=2.0.0 # set by the installer\n"
+        );
+        // The recorded value counts over the old default.
+        let last: BTreeMap<String, String> = [("APP_VERSION".into(), "1.0.1".into())].into();
+        let p = plan(
+            "APP_VERSION=1.0.1\n",
+            &new,
+            &old,
+            &last,
+            &[],
+            |_| unreachable!(),
+        );
+        assert_eq!(p.set_in_place, [("APP_VERSION".into(), "2.0.0".into())]);
+        // The operator's own value: a conflict naming all three values.
+        let p = plan(
+            "APP_VERSION=1.5.0\n",
+            &new,
+            &old,
+            &none,
+            &[],
+            |_| unreachable!(),
+        );
+        assert!(p.set_in_place.is_empty());
+        assert_eq!(
+            p.managed_conflicts,
+            [ManagedConflict {
+                key: "APP_VERSION".into(),
+                found: "1.5.0".into(),
+                wrote: Some("1.0.0".into()),
+                want: "2.0.0".into()
+            }]
+        );
+        // ... unless --set names the value to use.
+        let set = [("APP_VERSION".to_string(), "1.5.0".to_string())];
+        let p = plan(
+            "APP_VERSION=1.4.0\n",
+            &new,
+            &old,
+            &none,
+            &set,
+            |_| unreachable!(),
+        );
+        assert!(p.managed_conflicts.is_empty());
+        assert_eq!(p.set_in_place, [("APP_VERSION".into(), "1.5.0".into())]);
+        // Absent: appended like any default; already right: untouched.
+        let p = plan("", &new, &old, &none, &[], |_| unreachable!());
+        assert_eq!(p.append, [("APP_VERSION".into(), "2.0.0".into())]);
+        let p = plan(
+            "APP_VERSION=2.0.0\n",
+            &new,
+            &old,
+            &none,
+            &[],
+            |_| unreachable!(),
+        );
+        assert_eq!(
+            p,
+            EnvPlan {
+                new_defaults: p.new_defaults.clone(),
+                ..EnvPlan::default()
+            }
         );
     }
 

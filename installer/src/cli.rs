@@ -469,6 +469,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 _ => Vec::new(),
             };
             let journal = sd.journal();
+            let override_file = match (&state.current, sd.fs()) {
+                (Some(cur), Ok(fs)) => sd
+                    .release_manifest(&cur.version)
+                    .ok()
+                    .and_then(|m| install::override_file(&fs, &m)),
+                _ => None,
+            };
             if as_json {
                 let v = json!({
                     "name": state.name,
@@ -479,6 +486,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     "trusted_keys": keys.iter().map(|k| k.id.to_string()).collect::<Vec<_>>(),
                     "revoked_keys": revoked.iter().map(|k| k.id.to_string()).collect::<Vec<_>>(),
                     "containers": containers.iter().map(|c| json!({"name": c.name, "service": c.service, "status": c.status, "health": c.health})).collect::<Vec<_>>(),
+                    "override_file": override_file,
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -499,6 +507,9 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             if let Some(j) = journal {
                 println!("interrupted: {} of {} stopped in phase {}; run install again or `installer rollback`", j.op, j.to, j.phase);
+            }
+            if let Some(o) = &override_file {
+                println!("override file: {o} (yours: compose loads it after the bundle's files; kept as it is across upgrades and rollbacks)");
             }
             println!(
                 "trusted keys: {}",

@@ -37,6 +37,7 @@ use crate::state::{
     self, HistoryEntry, InstalledFile, Journal, Release, State, StateDir, StateError,
 };
 use crate::tarfmt::TarWriter;
+use bundle_format::compose;
 use bundle_format::safefs::{Kind, Root};
 
 /// The argument of the test-only fault point `name`, when it is switched on
@@ -388,6 +389,19 @@ fn check_env_plan(p: &EnvPlan, problems: &mut Vec<String>) {
             "required setting {k} is missing from .env: {d}; hint: add it to .env or pass --set {k}=VALUE"
         ));
     }
+    for c in &p.managed_conflicts {
+        problems.push(format!(
+            ".env: {k} belongs to the release (the installer sets it on every install) and was changed by hand to {found:?}{wrote}; this release sets {want:?}; hint: pass --set {k}={want} to take the release's value, or --set {k}={found} to keep yours",
+            k = c.key,
+            found = c.found,
+            want = c.want,
+            wrote = c
+                .wrote
+                .as_ref()
+                .map(|w| format!(" (the installer wrote {w:?})"))
+                .unwrap_or_default(),
+        ));
+    }
 }
 
 /// `.env` as it is on disk ("" when absent); a link or special file there
@@ -403,6 +417,236 @@ fn read_env(fs: &Root) -> Result<String, InstallError> {
         }),
         Err(e) => Err(InstallError::Fs(e)),
     }
+}
+
+/// The values `.env` holds now for `m`'s managed keys.
+fn managed_values(sd: &StateDir, m: &Manifest) -> BTreeMap<String, String> {
+    let vars = sd
+        .fs()
+        .ok()
+        .and_then(|fs| read_env(&fs).ok())
+        .map(|t| envfile::parse(&t))
+        .unwrap_or_default();
+    m.env
+        .iter()
+        .filter(|e| e.managed)
+        .filter_map(|e| vars.get(&e.key).map(|v| (e.key.clone(), v.clone())))
+        .collect()
+}
+
+/// The operator's compose override file, if there is one the bundle does
+/// not manage: compose loads it after the main files when run by hand, so
+/// the installer passes it too.
+pub fn override_file(fs: &Root, m: &Manifest) -> Option<String> {
+    layout::OVERRIDE_FILES
+        .iter()
+        .filter(|name| !m.files.iter().any(|f| f.path.as_str() == **name))
+        .find(|name| matches!(fs.kind(Path::new(name)), Ok((_, Kind::File))))
+        .map(|s| s.to_string())
+}
+
+/// The compose files an install of `m` runs, in `-f` order.
+fn compose_files(fs: &Root, m: &Manifest) -> Vec<String> {
+    let mut files: Vec<String> = m.compose.files.iter().map(ToString::to_string).collect();
+    files.extend(override_file(fs, m));
+    files
+}
+
+/// The install dir as it will be after the install: managed files the
+/// release replaces read from the staged bundle, `.env` as it will be
+/// written, everything else (an edited managed file that is kept, the
+/// override file, the operator's own files) from the install dir.
+struct Preview<'a> {
+    fs: &'a Root,
+    staged: &'a Path,
+    replaced: BTreeSet<String>,
+    env: &'a str,
+}
+
+impl compose::Source for Preview<'_> {
+    fn read(&self, rel: &str) -> io::Result<Option<String>> {
+        let rel = rel.strip_prefix("./").unwrap_or(rel);
+        let bytes = if rel == ENV_FILE {
+            Some(self.env.as_bytes().to_vec())
+        } else if self.replaced.contains(rel) {
+            Some(std::fs::read(self.staged.join(rel))?)
+        } else {
+            self.fs.read(Path::new(rel))?
+        };
+        Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+}
+
+/// Checks, before anything changes, what the stack will run after the
+/// install: the compose files as they will be (an edited managed file is
+/// kept, so its content counts), the override file, and the `.env` that
+/// will be in force. Every service must run an image the bundle carries
+/// (or one `compose.external` names). compose's own `config` decides where
+/// it answers; the built-in resolver otherwise.
+fn check_what_runs(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    state: &State,
+    m: &Manifest,
+    staging: &Path,
+    env_after: &str,
+    report: &dyn Report,
+) -> Result<(), InstallError> {
+    let fs = sd.fs()?;
+    let known = known_hashes(sd, state, m);
+    let mut replaced = BTreeSet::new();
+    let mut kept = BTreeSet::new();
+    for f in &m.files {
+        let now = sha_in(&fs, Path::new(f.path.as_str())).map_err(InstallError::Fs)?;
+        match decide(now.as_ref(), &f.sha256, known.get(f.path.as_str())) {
+            FileAction::KeepEdited => kept.insert(f.path.to_string()),
+            _ => replaced.insert(f.path.to_string()),
+        };
+    }
+    let files = compose_files(&fs, m);
+    let preview = Preview {
+        fs: &fs,
+        staged: &staging.join("files"),
+        replaced,
+        env: env_after,
+    };
+    let from_env_file = envfile::parse(env_after);
+    let mut vars = from_env_file.clone();
+    // compose lets its environment override .env.
+    vars.extend(std::env::vars());
+    let r = compose::resolve(&preview, &files, &vars);
+    let mut problems = r.problems.clone();
+    problems.extend(r.services.iter().filter_map(|(_, s)| s.error.clone()));
+    let mut images = r.images();
+    if problems.is_empty() {
+        match compose_config(sd, engine, m, &files, &r, &preview, staging) {
+            Ok(theirs) => images = theirs,
+            Err(e) => report.warn(&format!(
+                "compose config could not read the release as it will run ({e}); the installer's own reading of the compose files decides"
+            )),
+        }
+    }
+    let origin = |v: &str| {
+        if std::env::var_os(v).is_some() {
+            format!("{v}={} from the environment", vars[v])
+        } else if let Some(x) = from_env_file.get(v) {
+            format!("{v}={x} from .env")
+        } else {
+            format!("{v} unset")
+        }
+    };
+    let cur = state.current.as_ref().map(|c| c.version.to_string());
+    problems.extend(not_carried(m, &r, &images, &kept, cur.as_deref(), &origin));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(InstallError::Preflight(problems))
+    }
+}
+
+/// The services of `r` whose image (as `images` resolves it) the release
+/// does not carry, each as a problem naming the file, the service, the
+/// image and the variables behind it (`origin` says where each value came
+/// from).
+fn not_carried(
+    m: &Manifest,
+    r: &compose::Resolved,
+    images: &BTreeMap<String, Option<String>>,
+    kept: &BTreeSet<String>,
+    current: Option<&str>,
+    origin: &dyn Fn(&str) -> String,
+) -> Vec<String> {
+    let canonical = |s: &str| {
+        manifest_schema::ImageRef::parse(s)
+            .map(|r| r.canonical_name())
+            .unwrap_or_else(|_| s.to_owned())
+    };
+    let carried: BTreeSet<String> = m
+        .images
+        .iter()
+        .map(|i| canonical(&i.name))
+        .chain(m.compose.external.iter().map(|e| canonical(e)))
+        .collect();
+    let mut out = Vec::new();
+    for (name, svc) in &r.services {
+        let Some(Some(img)) = images.get(name) else {
+            continue;
+        };
+        if carried.contains(&canonical(img)) {
+            continue;
+        }
+        let vars = svc
+            .raw_image
+            .as_deref()
+            .map(compose::variables)
+            .unwrap_or_default();
+        let why = match (&svc.raw_image, vars.is_empty()) {
+            (Some(raw), false) => format!(
+                " (image: {raw}, with {})",
+                vars.iter()
+                    .map(|v| origin(v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => String::new(),
+        };
+        let file = &svc.file;
+        out.push(if kept.contains(file) {
+            format!(
+                "{file} was edited since it was installed and is kept, so service {name} would run {img}{why}, which {} {} does not carry; hint: move your changes into docker-compose.override.yml (compose loads it after the bundle's files), put back the installed {file}{}, and install again",
+                m.name,
+                m.version,
+                current
+                    .map(|v| format!(" (a copy is in {STATE_DIR}/releases/{v}/files/{file})"))
+                    .unwrap_or_default()
+            )
+        } else {
+            format!(
+                "{file}: service {name} would run {img}{why}, which {} {} does not carry (it carries {}); hint: set the variable to a carried version in .env, or ask the vendor to mark it managed in the spec so each release sets it",
+                m.name,
+                m.version,
+                m.images.iter().map(|i| i.name.as_str()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", ")
+            )
+        });
+    }
+    out
+}
+
+/// compose's own reading of the release as it will run: the files
+/// [`check_what_runs`] resolves, written into a preview dir in the state
+/// dir and passed to `compose config`.
+fn compose_config(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    m: &Manifest,
+    files: &[String],
+    r: &compose::Resolved,
+    preview: &Preview<'_>,
+    staging: &Path,
+) -> Result<BTreeMap<String, Option<String>>, String> {
+    use compose::Source as _;
+    let fs = sd.fs().map_err(|e| e.to_string())?;
+    let dir = staging.join("preview");
+    let rel = dir
+        .strip_prefix(&sd.dir)
+        .map_err(|e| e.to_string())?
+        .to_path_buf();
+    let names = files
+        .iter()
+        .cloned()
+        .chain(r.references.iter().map(|x| x.path.clone()))
+        .chain([ENV_FILE.to_owned()]);
+    for name in names {
+        let Ok(Some(text)) = preview.read(&name) else {
+            continue;
+        };
+        fs.write(&rel.join(&name), text.as_bytes(), 0o600)
+            .map_err(|e| e.to_string())?;
+    }
+    let out = engine
+        .compose(&dir, &m.compose.project, files, &["config"])
+        .map_err(|e| e.to_string())?;
+    compose::from_config(&out.stdout)
 }
 
 /// [`planted`] as a preflight error.
@@ -429,6 +673,7 @@ fn planted(fs: &Root, m: &Manifest, current: &[manifest_schema::FileEntry]) -> V
         (PathBuf::from(ENV_FILE), Kind::File),
         (PathBuf::from(layout::BACKUPS_DIR), Kind::Dir),
     ];
+    places.extend(layout::OVERRIDE_FILES.map(|o| (PathBuf::from(o), Kind::File)));
     for f in m.files.iter().chain(current) {
         places.push((PathBuf::from(f.path.as_str()), Kind::File));
         places.push((PathBuf::from(format!("{}.new", f.path)), Kind::File));
@@ -644,7 +889,8 @@ pub fn install(
             check_trust_change(&m.trust, &keys, &revoked, &mut problems);
             check_delta(&sd, m, &mut problems);
             let old_env = old_manifest.as_ref().map(|o| o.env.as_slice()).unwrap_or(&[]);
-            env_plan = envfile::plan(&env_text, &m.env, old_env, &opts.set, envfile::generate_secret);
+            let last = state.current.as_ref().map(|c| c.env.clone()).unwrap_or_default();
+            env_plan = envfile::plan(&env_text, &m.env, old_env, &last, &opts.set, envfile::generate_secret);
             check_env_plan(&env_plan, &mut problems);
             if !problems.is_empty() {
                 return Err(InstallError::Preflight(problems));
@@ -684,6 +930,15 @@ pub fn install(
     })?;
     let engine = engine.expect("preflight checked the engine");
     let m = verified.manifest().clone();
+    check_what_runs(
+        &sd,
+        engine.as_ref(),
+        &state,
+        &m,
+        &staging,
+        &envfile::apply(&env_text, &env_plan),
+        report,
+    )?;
     report.step(&format!(
         "verified {} {} (signed by key {}), {} files, {} blobs",
         m.name,
@@ -716,6 +971,11 @@ pub fn install(
         Err(InstallError::Input("fault point after-stage".into()))
     );
 
+    // `.env` as the running release has it, so that a failure or a
+    // rollback puts it back byte for byte.
+    if let Some(cur) = &from {
+        sd.save_env(cur)?;
+    }
     let mut notes = Vec::new();
     // Back up first.
     if let (Some(hook), Some(cur)) = (&m.hooks.pre_upgrade, &from) {
@@ -728,7 +988,13 @@ pub fn install(
         let text = envfile::apply(&env_text, &env_plan);
         sd.write(Path::new(ENV_FILE), text.as_bytes(), 0o600)?;
         for (k, _) in &env_plan.set_in_place {
-            notes.push(format!(".env: {k} set in place (--set)"));
+            if let Some((_, old, new)) = env_plan.managed.iter().find(|(mk, _, _)| mk == k) {
+                let n = format!(".env: {k} {old} -> {new} (owned by the release)");
+                report.step(&n);
+                notes.push(n);
+            } else {
+                notes.push(format!(".env: {k} set in place (--set)"));
+            }
         }
         for (k, _) in &env_plan.append {
             let how = if env_plan.generated.contains(k) {
@@ -772,6 +1038,7 @@ pub fn install(
                     .collect(),
                 images: images.0,
                 key_id: verified.signer().id.to_string(),
+                env: managed_values(&sd, &m),
             };
             let action = match &from {
                 None => "install",
@@ -1180,7 +1447,7 @@ fn up_and_wait(
     opts: &InstallOptions,
     report: &dyn Report,
 ) -> Result<(), Failure> {
-    let files: Vec<String> = m.compose.files.iter().map(ToString::to_string).collect();
+    let files = compose_files(&sd.fs().map_err(|e| fail_from(e.to_string()))?, m);
     report.step(&format!(
         "starting {} {} with {}",
         m.name,
@@ -1417,23 +1684,19 @@ fn apply_files(sd: &StateDir, state: &State, target: &Manifest) -> Result<Vec<St
         // A link, fifo or dir here (or among its dirs) is refused, not
         // followed: preflight reported it already, this holds if one was
         // planted since.
-        if let Some(h) = sha_in(&fs, dst).map_err(|e| e.to_string())? {
-            if h == f.sha256 {
-                fs.set_mode(dst, f.mode).map_err(|e| e.to_string())?;
-                continue;
-            }
-            let is_known = known.get(f.path.as_str()).is_some_and(|s| s.contains(&h));
-            if !is_known {
+        let now = sha_in(&fs, dst).map_err(|e| e.to_string())?;
+        match decide(now.as_ref(), &f.sha256, known.get(f.path.as_str())) {
+            FileAction::Unchanged => fs.set_mode(dst, f.mode).map_err(|e| e.to_string())?,
+            FileAction::KeepEdited => {
                 let beside = PathBuf::from(format!("{}.new", f.path));
                 copy_into(&fs, &src, &beside, f.mode)?;
                 notes.push(format!(
                     "{} was edited since it was installed: your version is kept, {}'s is in {}.new; merge them by hand",
                     f.path, target.version, f.path
                 ));
-                continue;
             }
+            FileAction::Write | FileAction::Replace => copy_into(&fs, &src, dst, f.mode)?,
         }
-        copy_into(&fs, &src, dst, f.mode)?;
     }
     // Files the previous release managed and this one does not.
     if let Some(cur) = &state.current {
@@ -1455,6 +1718,31 @@ fn apply_files(sd: &StateDir, state: &State, target: &Manifest) -> Result<Vec<St
         }
     }
     Ok(notes)
+}
+
+/// What an install does with one managed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAction {
+    /// Absent: written.
+    Write,
+    /// Already the new content: only its mode is set.
+    Unchanged,
+    /// Content some release wrote: replaced.
+    Replace,
+    /// Content no release wrote (an operator's edit): kept, the new
+    /// version written beside it as `<path>.new`.
+    KeepEdited,
+}
+
+/// [`FileAction`] for a file whose content is `now` (`None`: absent), given
+/// the new content and the contents releases wrote at that path.
+pub fn decide(now: Option<&Digest>, new: &Digest, known: Option<&BTreeSet<Digest>>) -> FileAction {
+    match now {
+        None => FileAction::Write,
+        Some(h) if h == new => FileAction::Unchanged,
+        Some(h) if known.is_some_and(|k| k.contains(h)) => FileAction::Replace,
+        Some(_) => FileAction::KeepEdited,
+    }
 }
 
 /// sha256 of the regular file `rel` below the install dir; `None` when
@@ -1586,6 +1874,9 @@ fn restore(
                 "restoring",
             )
             .map_err(|e| e.to_string())?;
+            if sd.restore_env(&cur.version).map_err(|e| e.to_string())? {
+                report.step(&format!(".env put back as {} had it", cur.version));
+            }
             // Treat what the failed install wrote as known, not as edits.
             let mut as_if = state.clone();
             if let Some(f) = failed {
@@ -1601,6 +1892,7 @@ fn restore(
                         .collect(),
                     images: vec![],
                     key_id: String::new(),
+                    env: Default::default(),
                 });
             }
             let mut notes = Vec::new();
@@ -1613,7 +1905,7 @@ fn restore(
         }
         None => {
             if let Some(f) = failed {
-                let files: Vec<String> = f.compose.files.iter().map(ToString::to_string).collect();
+                let files = compose_files(&sd.fs().map_err(|e| e.to_string())?, f);
                 let _ = engine.compose(
                     &sd.dir,
                     &f.compose.project,
@@ -1750,12 +2042,7 @@ pub fn rollback(
             ))
         })?;
         // Stop the new version before touching its data.
-        let files: Vec<String> = cur_m
-            .compose
-            .files
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let files = compose_files(&sd.fs()?, &cur_m);
         engine.compose(&opts.dir, &cur_m.compose.project, &files, &["stop"])?;
         let script = sd
             .release_dir(&cur.version)
@@ -1782,6 +2069,20 @@ pub fn rollback(
     }
     journal(&sd, "rollback", Some(&cur.version), &prev.version, "files")?;
     let mut notes = Vec::new();
+    sd.save_env(&cur.version)?;
+    if sd.restore_env(&prev.version)? {
+        let n = format!(
+            ".env put back as {} had it; {}'s is kept in {}",
+            prev.version,
+            cur.version,
+            StateDir::rel("releases")
+                .join(cur.version.to_string())
+                .join("env.json")
+                .display()
+        );
+        report.step(&n);
+        notes.push(n);
+    }
     let r = apply_release(
         &sd,
         engine.as_ref(),

@@ -15,13 +15,14 @@
 //! `state.json` changes only when an install or rollback succeeds, by an
 //! atomic rename, so it always names a release that was healthy.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
 use bundle_format::safefs::{Kind, Refused, Root};
 
-use manifest_schema::layout::STATE_DIR;
+use manifest_schema::layout::{ENV_FILE, STATE_DIR};
 use manifest_schema::{Digest, Manifest, Version};
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +89,20 @@ pub struct Release {
     pub images: Vec<(String, String)>,
     /// Key that signed it.
     pub key_id: String,
+    /// The values the installer wrote for the release's managed `.env`
+    /// keys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// `.env` as it was when a release last ran (`releases/<V>/env.json`), put
+/// back when an install of another release fails or is rolled back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedEnv {
+    /// Whether there was a `.env` at all.
+    pub present: bool,
+    /// Its bytes, as text.
+    pub text: String,
 }
 
 /// One line of the install history.
@@ -387,6 +402,44 @@ impl StateDir {
     /// Dir of a kept release.
     pub fn release_dir(&self, v: &Version) -> PathBuf {
         self.root.join("releases").join(v.to_string())
+    }
+
+    /// Keeps `.env` as it is now with release `v`.
+    pub fn save_env(&self, v: &Version) -> Result<(), StateError> {
+        let fs = self.fs()?;
+        let text = fs.read(Path::new(ENV_FILE)).map_err(StateError::Fs)?;
+        let saved = SavedEnv {
+            present: text.is_some(),
+            text: String::from_utf8_lossy(&text.unwrap_or_default()).into_owned(),
+        };
+        let rel = Self::rel("releases").join(v.to_string()).join("env.json");
+        self.write(&rel, &serde_json::to_vec(&saved).expect("json"), 0o600)
+    }
+
+    /// Puts back `.env` as it was kept with release `v`; `Ok(false)` when
+    /// nothing was kept or it is unchanged.
+    pub fn restore_env(&self, v: &Version) -> Result<bool, StateError> {
+        let fs = self.fs()?;
+        let rel = Self::rel("releases").join(v.to_string()).join("env.json");
+        let Some(b) = fs.read(&rel).map_err(StateError::Fs)? else {
+            return Ok(false);
+        };
+        let saved: SavedEnv = serde_json::from_slice(&b).map_err(|e| StateError::Corrupt {
+            path: self.dir.join(&rel),
+            message: e.to_string(),
+        })?;
+        let now = fs.read(Path::new(ENV_FILE)).map_err(StateError::Fs)?;
+        match (saved.present, now) {
+            (true, Some(n)) if n == saved.text.as_bytes() => Ok(false),
+            (true, _) => self
+                .write(Path::new(ENV_FILE), saved.text.as_bytes(), 0o600)
+                .map(|()| true),
+            (false, Some(_)) => fs
+                .remove_file(Path::new(ENV_FILE))
+                .map(|()| true)
+                .map_err(StateError::Fs),
+            (false, None) => Ok(false),
+        }
     }
 
     /// A kept release's manifest.
