@@ -316,6 +316,24 @@ pub fn apply(text: &str, plan: &EnvPlan) -> String {
     append(&out, &plan.append)
 }
 
+/// `old` with the keys of `now` that `old` lacks appended (with their
+/// values in `now`): every other byte of `old` stays.
+pub fn carry_over(old: &str, now: &str) -> String {
+    let have = parse(old);
+    let mut seen = std::collections::BTreeSet::new();
+    let extra: Vec<(String, String)> = read_partial(now)
+        .0
+        .into_iter()
+        .rev()
+        .filter(|e| !have.contains_key(&e.key) && seen.insert(e.key.clone()))
+        .filter_map(|e| e.value.map(|v| (e.key, v)))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    append(old, &extra)
+}
+
 /// Appends `KEY=VALUE` lines to `text`, keeping everything already there
 /// and its line endings.
 pub fn append(text: &str, new: &[(String, String)]) -> String {
@@ -584,6 +602,17 @@ mod tests {
         // A key not there is appended in the file's line endings.
         assert_eq!(set(text, "NEW", "1"), format!("{text}\r\nNEW=1\r\n"));
         assert_eq!(set("NOEQ\n", "NOEQ", "v"), "NOEQ=v\n");
+    }
+
+    #[test]
+    fn carry_over_keeps_the_old_text_and_adds_only_new_keys() {
+        let old = "# 1.0.0\r\nAPP_VERSION=1.0.0\r\n";
+        let now = "# 1.0.0\r\nAPP_VERSION=2.0.0\r\nSIGNING_KEY=abc\r\nX=1\r\nX='two'\r\n";
+        assert_eq!(
+            carry_over(old, now),
+            "# 1.0.0\r\nAPP_VERSION=1.0.0\r\nSIGNING_KEY=abc\r\nX=two\r\n"
+        );
+        assert_eq!(carry_over(old, old), old);
     }
 
     #[test]

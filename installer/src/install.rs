@@ -419,6 +419,32 @@ fn read_env(fs: &Root) -> Result<String, InstallError> {
     }
 }
 
+/// Rolling back to `prev`: `.env` as `prev` ran with it, plus the keys only
+/// the newer release added, with their values now (a generated secret must
+/// never be lost: data may already be encrypted with it). Returns a note
+/// when `.env` changed.
+fn put_back_env(
+    sd: &StateDir,
+    prev: &Version,
+    cur: &Version,
+) -> Result<Option<String>, InstallError> {
+    let Some(mut saved) = sd.saved_env(Some(prev))? else {
+        return Ok(None);
+    };
+    let now = read_env(&sd.fs()?)?;
+    saved.text = envfile::carry_over(&saved.text, &now);
+    saved.present |= !saved.text.is_empty();
+    Ok(sd.put_env(&saved)?.then(|| {
+        format!(
+            ".env put back as {prev} had it (keys only {cur} added are kept); {cur}'s is kept in {}",
+            StateDir::rel("releases")
+                .join(cur.to_string())
+                .join("env.json")
+                .display()
+        )
+    }))
+}
+
 /// The values `.env` holds now for `m`'s managed keys.
 fn managed_values(sd: &StateDir, m: &Manifest) -> BTreeMap<String, String> {
     let vars = sd
@@ -896,8 +922,13 @@ pub fn install(
                 return Err(InstallError::Preflight(problems));
             }
             // From here an interrupted install is on record, so that
-            // `installer rollback` restores what runs now, whatever the phase.
+            // `installer rollback` restores what runs now, whatever the phase,
+            // `.env` included, byte for byte: it is kept with the running
+            // release as the journal starts.
             sd.create()?;
+            if installed_version.is_some() {
+                sd.save_env(None)?;
+            }
             journal(&sd, "install", installed_version.as_ref(), &m.version, "verifying")
         },
         &mut sink,
@@ -971,11 +1002,6 @@ pub fn install(
         Err(InstallError::Input("fault point after-stage".into()))
     );
 
-    // `.env` as the running release has it, so that a failure or a
-    // rollback puts it back byte for byte.
-    if let Some(cur) = &from {
-        sd.save_env(cur)?;
-    }
     let mut notes = Vec::new();
     // Back up first.
     if let (Some(hook), Some(cur)) = (&m.hooks.pre_upgrade, &from) {
@@ -1059,6 +1085,9 @@ pub fn install(
                 message: notes.join("; "),
             });
             sd.save(&state)?;
+            if let Some(f) = &from {
+                sd.keep_journal_env(f)?;
+            }
             sd.clear_journal()?;
             for n in apply_trust_change(&sd, &m.trust)? {
                 report.step(&n);
@@ -1874,8 +1903,10 @@ fn restore(
                 "restoring",
             )
             .map_err(|e| e.to_string())?;
-            if sd.restore_env(&cur.version).map_err(|e| e.to_string())? {
-                report.step(&format!(".env put back as {} had it", cur.version));
+            if let Some(saved) = sd.saved_env(None).map_err(|e| e.to_string())? {
+                if sd.put_env(&saved).map_err(|e| e.to_string())? {
+                    report.step(&format!(".env put back as {} had it", cur.version));
+                }
             }
             // Treat what the failed install wrote as known, not as edits.
             let mut as_if = state.clone();
@@ -2067,19 +2098,11 @@ pub fn rollback(
         )?;
         report.step(&format!("restored data from {}", backup.display()));
     }
+    sd.save_env(None)?;
     journal(&sd, "rollback", Some(&cur.version), &prev.version, "files")?;
     let mut notes = Vec::new();
-    sd.save_env(&cur.version)?;
-    if sd.restore_env(&prev.version)? {
-        let n = format!(
-            ".env put back as {} had it; {}'s is kept in {}",
-            prev.version,
-            cur.version,
-            StateDir::rel("releases")
-                .join(cur.version.to_string())
-                .join("env.json")
-                .display()
-        );
+    sd.save_env(Some(&cur.version))?;
+    if let Some(n) = put_back_env(&sd, &prev.version, &cur.version)? {
         report.step(&n);
         notes.push(n);
     }

@@ -328,11 +328,12 @@ impl StateDir {
         self.write(&Self::rel("journal.json"), &data, 0o644)
     }
 
-    /// Removes the journal.
+    /// Removes the journal (and its copy of `.env`).
     pub fn clear_journal(&self) -> Result<(), StateError> {
-        self.fs()?
-            .remove_file(&Self::rel("journal.json"))
-            .map_err(StateError::Fs)
+        let fs = self.fs()?;
+        fs.remove_file(&Self::rel("journal.json"))
+            .map_err(StateError::Fs)?;
+        fs.remove_file(&Self::env_rel(None)).map_err(StateError::Fs)
     }
 
     /// Trusted keys.
@@ -404,30 +405,58 @@ impl StateDir {
         self.root.join("releases").join(v.to_string())
     }
 
-    /// Keeps `.env` as it is now with release `v`.
-    pub fn save_env(&self, v: &Version) -> Result<(), StateError> {
-        let fs = self.fs()?;
-        let text = fs.read(Path::new(ENV_FILE)).map_err(StateError::Fs)?;
+    /// Where `.env` is kept: with release `v`, or (`None`) with the
+    /// operation under way, for as long as its journal.
+    fn env_rel(v: Option<&Version>) -> PathBuf {
+        match v {
+            Some(v) => Self::rel("releases").join(v.to_string()).join("env.json"),
+            None => Self::rel("journal-env.json"),
+        }
+    }
+
+    /// Keeps `.env` as it is now: with release `v`, or with the journal.
+    pub fn save_env(&self, v: Option<&Version>) -> Result<(), StateError> {
+        let text = self
+            .fs()?
+            .read(Path::new(ENV_FILE))
+            .map_err(StateError::Fs)?;
         let saved = SavedEnv {
             present: text.is_some(),
             text: String::from_utf8_lossy(&text.unwrap_or_default()).into_owned(),
         };
-        let rel = Self::rel("releases").join(v.to_string()).join("env.json");
-        self.write(&rel, &serde_json::to_vec(&saved).expect("json"), 0o600)
+        let data = serde_json::to_vec(&saved).expect("json");
+        self.write(&Self::env_rel(v), &data, 0o600)
     }
 
-    /// Puts back `.env` as it was kept with release `v`; `Ok(false)` when
-    /// nothing was kept or it is unchanged.
-    pub fn restore_env(&self, v: &Version) -> Result<bool, StateError> {
-        let fs = self.fs()?;
-        let rel = Self::rel("releases").join(v.to_string()).join("env.json");
-        let Some(b) = fs.read(&rel).map_err(StateError::Fs)? else {
-            return Ok(false);
+    /// `.env` as it was kept with release `v` (or the journal).
+    pub fn saved_env(&self, v: Option<&Version>) -> Result<Option<SavedEnv>, StateError> {
+        let rel = Self::env_rel(v);
+        let Some(b) = self.fs()?.read(&rel).map_err(StateError::Fs)? else {
+            return Ok(None);
         };
-        let saved: SavedEnv = serde_json::from_slice(&b).map_err(|e| StateError::Corrupt {
-            path: self.dir.join(&rel),
-            message: e.to_string(),
-        })?;
+        serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path: self.dir.join(&rel),
+                message: e.to_string(),
+            })
+    }
+
+    /// Moves the journal's copy of `.env` to release `v`: the `.env` that
+    /// `v` ran with, for a later rollback to it.
+    pub fn keep_journal_env(&self, v: &Version) -> Result<(), StateError> {
+        let fs = self.fs()?;
+        if fs.kind(&Self::env_rel(None)).map_err(StateError::Fs)?.1 == Kind::File {
+            fs.rename(&Self::env_rel(None), &Self::env_rel(Some(v)))
+                .map_err(StateError::Fs)?;
+        }
+        Ok(())
+    }
+
+    /// Makes `.env` what `saved` says, byte for byte; `Ok(false)` when it
+    /// already is.
+    pub fn put_env(&self, saved: &SavedEnv) -> Result<bool, StateError> {
+        let fs = self.fs()?;
         let now = fs.read(Path::new(ENV_FILE)).map_err(StateError::Fs)?;
         match (saved.present, now) {
             (true, Some(n)) if n == saved.text.as_bytes() => Ok(false),

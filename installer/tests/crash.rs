@@ -29,6 +29,10 @@ fn crash_at(point: &str) {
     let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     std::fs::write(dir.join("data/customer.db"), b"precious rows").unwrap();
+    // The operator's own line, after the install: it must survive too.
+    let mut env = std::fs::read(dir.join(".env")).unwrap();
+    env.extend_from_slice(b"LOG_LEVEL=debug # mine\n");
+    std::fs::write(dir.join(".env"), &env).unwrap();
     let crash = format!("{point}=return(crash)");
     let email = ["--set", "ADMIN_EMAIL=a@b.c"];
 
@@ -56,6 +60,11 @@ fn crash_at(point: &str) {
         r.stderr
     );
     assert_eq!(host.health(), "ok 1.0.0\n", "{point}");
+    assert_eq!(
+        std::fs::read(dir.join(".env")).unwrap(),
+        env,
+        "{point}: .env is back byte for byte"
+    );
     assert!(std::fs::read_to_string(dir.join("docker-compose.yml"))
         .unwrap()
         .contains("WEB_TAG:-1.0.0"));

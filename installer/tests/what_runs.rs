@@ -105,10 +105,13 @@ fn a_version_variable_moves_with_the_release_and_back() {
     assert_eq!(web_runs(&host), "2.0.0");
     assert_eq!(host.health(), "ok 2.0.0\n");
 
-    // Rollback puts 1.0.0's .env back, pin included.
+    // Rollback puts 1.0.0's .env back, pin included; the keys only 2.0.0
+    // added stay (its generated secret must never be lost).
     let r = host.run(&["rollback"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(env(&dir), env1);
+    let added = &env2[env1.len()..];
+    assert!(added.starts_with("ADMIN_EMAIL=") && added.contains("\nSIGNING_KEY="));
+    assert_eq!(env(&dir), format!("{env1}{added}"));
     assert_eq!(web_runs(&host), "1.0.0");
     assert_eq!(host.health(), "ok 1.0.0\n");
 
