@@ -756,6 +756,7 @@ fn finish_parts(
     if let Ok(rd) = std::fs::read_dir(dir) {
         for entry in rd.flatten() {
             if entry.file_name().to_string_lossy().starts_with(&stale) {
+                refuse_non_file(&entry.path())?;
                 let _ = std::fs::remove_file(entry.path());
             }
         }

@@ -562,3 +562,48 @@ fn https_registries_need_their_ca_and_plain_http_needs_insecure_registry() {
         r.stderr
     );
 }
+
+#[test]
+fn links_planted_at_the_outputs_are_refused_and_never_written_through() {
+    let v = Vendor::new(&shared().registry);
+    let spec = v.app("v1");
+    let victim = v.dir.path().join("victim");
+    std::fs::write(&victim, b"not the bundler's\n").unwrap();
+    // The bundle's path, a split part's path, and the spec `pin` rewrites.
+    let out = v.dir.path().join("linked.bundle");
+    std::os::unix::fs::symlink(&victim, &out).unwrap();
+    let r = v.build(&spec, &out, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("linked.bundle is a symbolic link, not a regular file; refusing to follow or replace it"),
+        "{}",
+        r.stderr
+    );
+    let split = v.dir.path().join("split.bundle");
+    std::os::unix::fs::symlink(&victim, v.dir.path().join("split.bundle.part-001-of-001")).unwrap();
+    let r = v.build(&spec, &split, &["--split-size", "1Gi"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("split.bundle.part-001-of-001 is a symbolic link"),
+        "{}",
+        r.stderr
+    );
+    let linked_spec = v.dir.path().join("linked.yaml");
+    std::os::unix::fs::symlink(&victim, &linked_spec).unwrap();
+    let r = capture(
+        v.bundler()
+            .args(["pin", "-q"])
+            .arg(&spec)
+            .arg("-o")
+            .arg(&linked_spec)
+            .args(["--insecure-registry", &v.registry]),
+    );
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("is a symbolic link"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"not the bundler's\n");
+    assert!(std::fs::symlink_metadata(&out)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
