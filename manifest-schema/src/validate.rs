@@ -565,6 +565,10 @@ mod tests {
         "files[1].dest: path \".installer/state.json\" is inside the installer's own state dir (.installer); hint: choose another destination")]
     #[case::env_file(|s: &mut Spec| s.files.push(SpecFile { src: "x".into(), dest: rel(".env"), mode: None }),
         "files[1].dest: path \".env\" is reserved for the operator and the installer (.env); hint: choose another destination")]
+    #[case::override_file(|s: &mut Spec| s.files.push(SpecFile { src: "x".into(), dest: rel("docker-compose.override.yml"), mode: None }),
+        "files[1].dest: path \"docker-compose.override.yml\" is the operator's compose override file, which compose loads after the bundle's files (docker-compose.override.yml); hint: choose another destination")]
+    #[case::managed_without_default(|s: &mut Spec| s.env.push(EnvVar { key: "APP_VERSION".into(), description: "x".into(), required: true, default: None, generate: None, unrotatable: false, managed: true }),
+        "env[0]: key \"APP_VERSION\" is managed but has no default: a managed key is set to the release's default on every install; hint: give it a default, or drop managed")]
     #[case::setuid(|s: &mut Spec| s.files[0].mode = Some("4755".into()),
         "files[0].mode: mode 4755 is not allowed: setuid, setgid and sticky bits are refused (CVE-2019-5736-style privilege escalation)")]
     #[case::not_octal(|s: &mut Spec| s.files[0].mode = Some("0x1ff".into()),
