@@ -1,6 +1,18 @@
-//! What the vendor's `bundler` and the target's `installer` must agree on,
-//! kept below both so that neither binary links the other.
+//! What the vendor's `bundler` and the target's `installer` (and `fuzz/`)
+//! must agree on, kept below both so that neither binary links the other.
 //!
+//! The byte format, in the order a bundle is read:
+//! 1. [`parts`]: a split bundle's signed parts index, and the parts read as
+//!    one stream;
+//! 2. [`frames`] and [`readahead`]: the zstd frames decompressed on every
+//!    core, the media read ahead;
+//! 3. [`tarfmt`]: the strict tar reader and writer (regular files only);
+//! 4. [`minisign`]: the signature over the manifest, checked before the
+//!    manifest is parsed;
+//! 5. [`bundle`]: the verifying reader; only it makes a
+//!    [`bundle::VerifiedManifest`].
+//!
+//! And what both sides do the same way:
 //! 1. [`safefs`]: every write into a directory that someone else may write
 //!    to (the install dir, the state dir, the bundler's output and cache
 //!    dirs) goes through [`safefs::Root`] or [`safefs::write_atomic`]:
@@ -14,6 +26,32 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod compose;
 pub mod envfile;
+pub mod frames;
+pub mod minisign;
+pub mod parts;
+pub mod readahead;
 pub mod safefs;
+pub mod tarfmt;
+
+/// An error and its causes on one line, as `{:#}` prints them, but without
+/// a cause whose text is already there: our errors name their cause in
+/// their own message (for logs and problem lists) and also keep it as the
+/// source, so `{:#}` would say it twice.
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = String::new();
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            if !s.is_empty() {
+                s.push_str(": ");
+            }
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -15,9 +15,9 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use installer::bundle::Compression;
-use installer::minisign::PublicKey;
-use installer::tarfmt::TarWriter;
+use bundle_format::bundle::Compression;
+use bundle_format::minisign::PublicKey;
+use bundle_format::tarfmt::TarWriter;
 use manifest_schema::layout;
 use manifest_schema::{
     BundledInstaller, Delta, Descriptor, Digest, FileEntry, ImageEntry, ImageRef, Inventory,

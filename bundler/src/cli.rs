@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use bundle_format::bundle::{self, Compression, Discard};
+use bundle_format::minisign::PublicKey;
 use clap::{Parser, Subcommand, ValueEnum};
-use installer::bundle::{self, Compression, Discard};
-use installer::minisign::PublicKey;
 use manifest_schema::{ImageRef, Platform};
 use zeroize::Zeroizing;
 

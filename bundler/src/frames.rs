@@ -19,7 +19,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use installer::readahead::Pool;
+use bundle_format::readahead::Pool;
 use manifest_schema::layout::ZSTD_FRAME;
 use zstd::zstd_safe::{self, CCtx, CParameter};
 

@@ -15,8 +15,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest as _};
+use bundle_format::minisign::{prehash, Algorithm, KeyId, PublicKey, Signature, UNTRUSTED};
 use ed25519_dalek::{Signer, SigningKey};
-use installer::minisign::{prehash, Algorithm, KeyId, PublicKey, Signature, UNTRUSTED};
 use zeroize::{Zeroize, Zeroizing};
 
 /// libsodium's scrypt "sensitive" limits, as minisign uses them.

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     match bundler::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", installer::cli::error_text(&e));
+            eprintln!("error: {}", bundle_format::error_text(e.as_ref()));
             ExitCode::from(bundler::cli::exit_code(&e))
         }
     }

@@ -8,8 +8,8 @@ use std::io::Cursor;
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
-use installer::bundle::{self, BundleError, Discard};
-use installer::minisign::{KeyId, PublicKey};
+use bundle_format::bundle::{self, BundleError, Discard};
+use bundle_format::minisign::{KeyId, PublicKey};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

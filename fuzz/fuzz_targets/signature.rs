@@ -2,7 +2,7 @@
 #![no_main]
 
 use ed25519_dalek::SigningKey;
-use installer::minisign::{KeyId, PublicKey, Signature};
+use bundle_format::minisign::{KeyId, PublicKey, Signature};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

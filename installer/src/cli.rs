@@ -203,23 +203,9 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 /// bundled binary, so it does not update itself again.
 pub const SELF_UPDATED_ENV: &str = "INSTALLER_SELF_UPDATED";
 
-/// An error and its causes on one line, as `{:#}` prints them, but without
-/// a cause whose text is already there: our errors name their cause in
-/// their own message (for logs and problem lists) and also keep it as the
-/// source, so `{:#}` would say it twice.
+/// An error and its causes on one line ([`bundle_format::error_text`]).
 pub fn error_text(e: &anyhow::Error) -> String {
-    let mut s = String::new();
-    for cause in e.chain() {
-        let t = cause.to_string();
-        if s.contains(&t) {
-            continue;
-        }
-        if !s.is_empty() {
-            s.push_str(": ");
-        }
-        s.push_str(&t);
-    }
-    s
+    bundle_format::error_text(e.as_ref())
 }
 
 /// The exit code for an error chain.

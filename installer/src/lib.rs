@@ -7,22 +7,16 @@
 //!    loads the images, swaps the managed files in, recreates the containers
 //!    and waits for health, rolling back on any failure.
 //!
-//! The signature and tar formats live in [`minisign`] and [`tarfmt`]; the
-//! bundler uses them too.
+//! The bundle format (signature, tar, frames, the verifying reader) lives in
+//! `bundle-format`, below this crate and the bundler.
 
 #![forbid(unsafe_code)]
 
-/// `.env` files: [`bundle_format::envfile`].
-pub use bundle_format::envfile;
+/// The format modules, below both binaries: [`bundle_format`].
+pub use bundle_format::{bundle, envfile, frames, minisign, parts, readahead, tarfmt};
 
-pub mod bundle;
 pub mod cli;
 pub mod engine;
-pub mod frames;
 pub mod health;
 pub mod install;
-pub mod minisign;
-pub mod parts;
-pub mod readahead;
 pub mod state;
-pub mod tarfmt;

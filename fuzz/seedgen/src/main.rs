@@ -10,8 +10,8 @@ use std::io::Write;
 use std::path::Path;
 
 use ed25519_dalek::{Signer, SigningKey};
-use installer::minisign::{prehash, Algorithm, KeyId, PublicKey, Signature};
-use installer::tarfmt::TarWriter;
+use bundle_format::minisign::{prehash, Algorithm, KeyId, PublicKey, Signature};
+use bundle_format::tarfmt::TarWriter;
 use manifest_schema::{
     layout, Compose, Descriptor, Digest, FileEntry, Hooks, ImageEntry, Inventory, Manifest, Part,
     PartsIndex, RelPath,
