@@ -34,7 +34,8 @@ use crate::envfile::{self, EnvPlan};
 use crate::health;
 use crate::minisign::PublicKey;
 use crate::state::{
-    self, HistoryEntry, InstalledFile, Journal, Release, State, StateDir, StateError,
+    self, Action, HistoryEntry, InstalledFile, Journal, Op, Outcome, Phase, Release, State,
+    StateDir, StateError,
 };
 use crate::tarfmt::TarWriter;
 use bundle_format::compose;
@@ -716,16 +717,16 @@ fn planted(fs: &Root, m: &Manifest, current: &[manifest_schema::FileEntry]) -> V
 
 fn journal(
     sd: &StateDir,
-    op: &str,
+    op: Op,
     from: Option<&Version>,
     to: &Version,
-    phase: &str,
+    phase: Phase,
 ) -> Result<(), InstallError> {
     sd.set_journal(&Journal {
-        op: op.into(),
+        op,
         from: from.map(ToString::to_string),
         to: to.to_string(),
-        phase: phase.into(),
+        phase,
         started: state::now(),
     })?;
     Ok(())
@@ -929,7 +930,7 @@ pub fn install(
             if installed_version.is_some() {
                 sd.save_env(None)?;
             }
-            journal(&sd, "install", installed_version.as_ref(), &m.version, "verifying")
+            journal(&sd, Op::Install, installed_version.as_ref(), &m.version, Phase::Verifying)
         },
         &mut sink,
     )
@@ -995,7 +996,7 @@ pub fn install(
     state.name = m.name.clone();
     cleanup.armed = false;
     let from = state.current.as_ref().map(|r| r.version.clone());
-    journal(&sd, "install", from.as_ref(), &m.version, "staged")?;
+    journal(&sd, Op::Install, from.as_ref(), &m.version, Phase::Staged)?;
     journal_guard.armed = false;
     fault!(
         "after-stage",
@@ -1048,7 +1049,16 @@ pub fn install(
         ));
     }
 
-    let result = apply_release(&sd, engine.as_ref(), &state, &m, opts, report, &mut notes);
+    let result = apply_release(
+        Op::Install,
+        &sd,
+        engine.as_ref(),
+        &state,
+        &m,
+        opts,
+        report,
+        &mut notes,
+    );
     match result {
         Ok(images) => {
             let loaded = images.1;
@@ -1067,10 +1077,10 @@ pub fn install(
                 env: managed_values(&sd, &m),
             };
             let action = match &from {
-                None => "install",
-                Some(v) if v == &m.version => "reinstall",
-                Some(v) if v > &m.version => "downgrade",
-                Some(_) => "upgrade",
+                None => Action::Install,
+                Some(v) if v == &m.version => Action::Reinstall,
+                Some(v) if v > &m.version => Action::Downgrade,
+                Some(_) => Action::Upgrade,
             };
             if state.current.as_ref().map(|c| &c.version) != Some(&m.version) {
                 state.previous = state.current.take();
@@ -1078,10 +1088,10 @@ pub fn install(
             state.current = Some(release);
             state.history.push(HistoryEntry {
                 time: state::now(),
-                action: action.into(),
+                action,
                 from: from.as_ref().map(ToString::to_string),
                 to: m.version.to_string(),
-                outcome: "ok".into(),
+                outcome: Outcome::Ok,
                 message: notes.join("; "),
             });
             sd.save(&state)?;
@@ -1116,16 +1126,20 @@ pub fn install(
             ));
             let restored = restore(&sd, engine.as_ref(), &state, Some(&m), opts, report);
             let outcome = if restored.is_ok() {
-                "rolled back"
+                Outcome::RolledBack
             } else {
-                "failed"
+                Outcome::Failed
             };
             state.history.push(HistoryEntry {
                 time: state::now(),
-                action: "install".into(),
+                action: if from.is_some() {
+                    Action::Upgrade
+                } else {
+                    Action::Install
+                },
                 from: from.as_ref().map(ToString::to_string),
                 to: m.version.to_string(),
-                outcome: outcome.into(),
+                outcome,
                 message: failure.reason.clone(),
             });
             sd.save(&state)?;
@@ -1419,8 +1433,12 @@ fn fail_from(reason: impl Into<String>) -> Failure {
     }
 }
 
-/// Loads images, applies files, ups and waits; used by install and rollback.
+/// Loads images, applies files, ups and waits; used by install and
+/// rollback (`op` is what the journal records: a crash in the middle of a
+/// rollback is reported as one).
+#[allow(clippy::too_many_arguments)]
 fn apply_release(
+    op: Op,
     sd: &StateDir,
     engine: &dyn Engine,
     state: &State,
@@ -1441,10 +1459,10 @@ fn apply_release(
         .map_err(|e| fail_from(format!("loading images: {e}")))?;
     journal(
         sd,
-        "install",
+        op,
         state.current.as_ref().map(|r| &r.version),
         &m.version,
-        "images",
+        Phase::Images,
     )
     .map_err(|e| fail_from(e.to_string()))?;
     fault!("after-images", Err(fail_from("fault point after-images")));
@@ -1456,10 +1474,10 @@ fn apply_release(
     }
     journal(
         sd,
-        "install",
+        op,
         state.current.as_ref().map(|r| &r.version),
         &m.version,
-        "files",
+        Phase::Files,
     )
     .map_err(|e| fail_from(e.to_string()))?;
     fault!("after-files", Err(fail_from("fault point after-files")));
@@ -1897,10 +1915,10 @@ fn restore(
                 .map_err(|e| e.to_string())?;
             journal(
                 sd,
-                "rollback",
+                Op::Rollback,
                 failed.map(|f| &f.version),
                 &cur.version,
-                "restoring",
+                Phase::Restoring,
             )
             .map_err(|e| e.to_string())?;
             if let Some(saved) = sd.saved_env(None).map_err(|e| e.to_string())? {
@@ -1927,8 +1945,17 @@ fn restore(
                 });
             }
             let mut notes = Vec::new();
-            apply_release(sd, engine, &as_if, &m, &calm, report, &mut notes)
-                .map_err(|f| format!("{}{}", f.reason, f.logs))?;
+            apply_release(
+                Op::Rollback,
+                sd,
+                engine,
+                &as_if,
+                &m,
+                &calm,
+                report,
+                &mut notes,
+            )
+            .map_err(|f| format!("{}{}", f.reason, f.logs))?;
             Ok(format!(
                 "{} {}, running and healthy",
                 state.name, cur.version
@@ -2002,8 +2029,10 @@ pub fn rollback(
     };
     if let Some(j) = sd.journal() {
         report.step(&format!(
-            "an {} of {} was interrupted in phase {}; restoring the installed release",
-            j.op, j.to, j.phase
+            "{} of {} was interrupted in phase {}; restoring the installed release",
+            j.op.with_article(),
+            j.to,
+            j.phase
         ));
         let failed =
             j.to.parse::<Version>()
@@ -2028,14 +2057,14 @@ pub fn rollback(
         })?;
         state.history.push(HistoryEntry {
             time: state::now(),
-            action: "rollback".into(),
+            action: Action::Rollback,
             from: Some(j.to.clone()),
             to: state
                 .current
                 .as_ref()
                 .map(|c| c.version.to_string())
                 .unwrap_or_default(),
-            outcome: "ok".into(),
+            outcome: Outcome::Ok,
             message: format!("finished interrupted {}", j.op),
         });
         sd.save(&state)?;
@@ -2099,7 +2128,13 @@ pub fn rollback(
         report.step(&format!("restored data from {}", backup.display()));
     }
     sd.save_env(None)?;
-    journal(&sd, "rollback", Some(&cur.version), &prev.version, "files")?;
+    journal(
+        &sd,
+        Op::Rollback,
+        Some(&cur.version),
+        &prev.version,
+        Phase::Files,
+    )?;
     let mut notes = Vec::new();
     sd.save_env(Some(&cur.version))?;
     if let Some(n) = put_back_env(&sd, &prev.version, &cur.version)? {
@@ -2107,6 +2142,7 @@ pub fn rollback(
         notes.push(n);
     }
     let r = apply_release(
+        Op::Rollback,
         &sd,
         engine.as_ref(),
         &state,
@@ -2121,10 +2157,10 @@ pub fn rollback(
             state.previous = Some(cur.clone());
             state.history.push(HistoryEntry {
                 time: state::now(),
-                action: "rollback".into(),
+                action: Action::Rollback,
                 from: Some(cur.version.to_string()),
                 to: prev.version.to_string(),
-                outcome: "ok".into(),
+                outcome: Outcome::Ok,
                 message: notes.join("; "),
             });
             sd.save(&state)?;

@@ -105,19 +105,130 @@ pub struct SavedEnv {
     pub text: String,
 }
 
+/// What an install or rollback did, in the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The first install.
+    Install,
+    /// A newer version.
+    Upgrade,
+    /// The same version again.
+    Reinstall,
+    /// An older version (`--allow-downgrade`).
+    Downgrade,
+    /// Back to the previous release, or the end of an interrupted operation.
+    Rollback,
+}
+
+/// How it ended, in the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// It worked.
+    #[serde(rename = "ok")]
+    Ok,
+    /// It failed and the release before it runs again.
+    #[serde(rename = "rolled back")]
+    RolledBack,
+    /// It failed and so did putting the release before it back.
+    #[serde(rename = "failed")]
+    Failed,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Action::Install => "install",
+            Action::Upgrade => "upgrade",
+            Action::Reinstall => "reinstall",
+            Action::Downgrade => "downgrade",
+            Action::Rollback => "rollback",
+        })
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Outcome::Ok => "ok",
+            Outcome::RolledBack => "rolled back",
+            Outcome::Failed => "failed",
+        })
+    }
+}
+
+/// The operation a journal records: a crash in the middle of one is
+/// reported as that operation, and recovered from as such.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// `installer install`.
+    Install,
+    /// `installer rollback`, or the restore after a failed install.
+    Rollback,
+}
+
+impl Op {
+    /// "an install", "a rollback".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Op::Install => "an install",
+            Op::Rollback => "a rollback",
+        }
+    }
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Op::Install => "install",
+            Op::Rollback => "rollback",
+        })
+    }
+}
+
+/// The last phase a journaled operation reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The bundle is being verified and staged (nothing changed yet but
+    /// the state dir).
+    Verifying,
+    /// The release is kept in the state dir.
+    Staged,
+    /// Restoring the release on record.
+    Restoring,
+    /// The images are loaded.
+    Images,
+    /// The managed files are in place.
+    Files,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Verifying => "verifying",
+            Phase::Staged => "staged",
+            Phase::Restoring => "restoring",
+            Phase::Images => "images",
+            Phase::Files => "files",
+        })
+    }
+}
+
 /// One line of the install history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// RFC 3339 time.
     pub time: String,
-    /// `install`, `upgrade`, `rollback`, …
-    pub action: String,
+    /// What it did.
+    pub action: Action,
     /// Version before.
     pub from: Option<String>,
     /// Version targeted.
     pub to: String,
-    /// `ok`, `rolled back`, `failed`.
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: Outcome,
     /// Details.
     pub message: String,
 }
@@ -138,14 +249,14 @@ pub struct State {
 /// An operation under way (`journal.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
-    /// `install` or `rollback`.
-    pub op: String,
+    /// What is under way.
+    pub op: Op,
     /// Version being left.
     pub from: Option<String>,
     /// Version being installed.
     pub to: String,
     /// Last phase reached.
-    pub phase: String,
+    pub phase: Phase,
     /// Start time.
     pub started: String,
 }

@@ -168,3 +168,54 @@ fn a_full_disk_during_extraction_leaves_the_previous_version_running() {
     assert_eq!(host.health(), "ok 2.0.0\n");
     host.down();
 }
+
+/// A crash in the middle of `installer rollback` is on record as a
+/// rollback (not as an interrupted install), and `installer rollback`
+/// recovers from it.
+#[test]
+fn a_crash_mid_rollback_is_reported_as_a_rollback() {
+    let vendor = Vendor::new(&shared().registry);
+    let (v1, v2) = (vendor.bundle("v1", &[]), vendor.bundle("v2", &[]));
+    let host = Host::new(None);
+    let pk = vendor.public_key.to_str().unwrap();
+    let port = format!("APP_PORT={}", host.port);
+    let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = host.install(&v2, &["--set", "ADMIN_EMAIL=a@b.c"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let r = fixtures::harness::capture(
+        host.installer()
+            .env("FAILPOINTS", "after-images=return(crash)")
+            .arg("rollback")
+            .arg("--dir")
+            .arg(host.install_dir()),
+    );
+    assert_eq!(r.code, -1, "the installer should have died: {}", r.stderr);
+    let status = host.run(&["status"], &[]);
+    assert!(
+        status
+            .stdout
+            .contains("interrupted: rollback of 1.0.0 stopped in phase images"),
+        "{}",
+        status.stdout
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&host.run(&["status", "--json"], &[]).stdout).unwrap();
+    assert_eq!(v["interrupted"]["op"], "rollback");
+
+    // Recovering puts back the release on record; a second rollback then
+    // goes back to 1.0.0.
+    let r = host.run(&["rollback"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("a rollback of 1.0.0 was interrupted in phase images"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(host.health(), "ok 2.0.0\n");
+    let r = host.run(&["rollback"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(host.health(), "ok 1.0.0\n");
+}
