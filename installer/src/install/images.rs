@@ -1,0 +1,132 @@
+//! Images: load what the engine lacks, streaming a docker-archive from the
+//! blob store, and tag what it has.
+
+use super::*;
+
+/// Images of a release: (name, image ID) of each, and the names loaded now.
+pub type Loaded = (Vec<(String, String)>, Vec<String>);
+
+/// Makes every image of `m` for this host present and tagged.
+pub fn ensure_images(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    m: &Manifest,
+    report: &dyn Report,
+) -> Result<Loaded, String> {
+    let (os, arch) = host_platform();
+    let mut existing = engine.images().map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut loaded = Vec::new();
+    let mut seen = BTreeSet::new();
+    for img in m
+        .images
+        .iter()
+        .filter(|i| i.platform.os == os && i.platform.arch == arch)
+    {
+        if !seen.insert(img.name.clone()) {
+            continue;
+        }
+        let id = img.config.digest.to_string();
+        out.push((img.name.clone(), id.clone()));
+        if existing.contains_key(&id) {
+            if engine
+                .image_id(&img.name)
+                .map_err(|e| e.to_string())?
+                .as_deref()
+                != Some(id.as_str())
+            {
+                engine.tag(&id, &img.name).map_err(|e| e.to_string())?;
+            }
+            continue;
+        }
+        let diff_ids = config_diff_ids(sd, img)?;
+        let skip = if engine.skips_present_layers() {
+            existing
+                .values()
+                .map(|have| {
+                    have.iter()
+                        .zip(&diff_ids)
+                        .take_while(|(a, b)| a == b)
+                        .count()
+                })
+                .max()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        report.step(&format!(
+            "loading {} ({} of {} layers new)",
+            img.name,
+            img.layers.len() - skip,
+            img.layers.len()
+        ));
+        engine
+            .load(&mut |w| write_docker_archive(w, sd, img, skip))
+            .map_err(|e| format!("{}: {e}", img.name))?;
+        let got = engine.image_id(&img.name).map_err(|e| e.to_string())?;
+        if got.as_deref() != Some(id.as_str()) {
+            return Err(format!(
+                "{}: after load the engine reports image {}, expected {id}",
+                img.name,
+                got.unwrap_or_else(|| "nothing".into())
+            ));
+        }
+        existing.insert(id, diff_ids);
+        loaded.push(img.name.clone());
+    }
+    Ok((out, loaded))
+}
+
+pub(crate) fn config_diff_ids(sd: &StateDir, img: &ImageEntry) -> Result<Vec<String>, String> {
+    let p = sd.blob(&img.config.digest);
+    let b = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&b).map_err(|e| format!("config of {}: {e}", img.name))?;
+    Ok(v["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Streams a docker-archive of one image from the blob store, leaving out
+/// the first `skip` layer files (the engine has those layers).
+pub fn write_docker_archive(
+    w: &mut dyn Write,
+    sd: &StateDir,
+    img: &ImageEntry,
+    skip: usize,
+) -> io::Result<()> {
+    let manifest = serde_json::json!([{
+        "Config": format!("blobs/sha256/{}", img.config.digest.hex()),
+        "RepoTags": [img.name],
+        "Layers": img.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect::<Vec<_>>(),
+    }]);
+    let mut tar = TarWriter::new(w, 0);
+    tar.file("manifest.json", &serde_json::to_vec(&manifest)?, 0o644)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let blobs = std::iter::once(&img.config).chain(img.layers.iter().skip(skip));
+    for d in blobs {
+        let mut f = std::fs::File::open(sd.blob(&d.digest))?;
+        tar.header(&format!("blobs/sha256/{}", d.digest.hex()), d.size, 0o644)?;
+        let mut left = d.size;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = f.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("blob {} is shorter than recorded", d.digest),
+                ));
+            }
+            tar.data(&buf[..n])?;
+            left -= n as u64;
+        }
+        tar.pad(d.size)?;
+    }
+    tar.finish()?;
+    Ok(())
+}

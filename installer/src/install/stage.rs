@@ -1,0 +1,188 @@
+//! Stage: verified entries into the state dir, then kept as a release
+//! (files, signed manifest, blobs); the installer's self-update.
+
+use super::*;
+
+/// Writes verified entries into the staging dir (each file created
+/// exclusively, no link followed: [`bundle_format::safefs::Root`]).
+pub(crate) struct StagingSink {
+    pub(crate) fs: Root,
+    /// The staging dir, relative to the install dir.
+    pub(crate) rel: PathBuf,
+    pub(crate) file: Option<std::fs::File>,
+    pub(crate) interrupted: Arc<AtomicBool>,
+}
+
+impl StagingSink {
+    fn target(&self, kind: EntryKind<'_>) -> PathBuf {
+        match kind {
+            EntryKind::File(f) => self.rel.join("files").join(f.path.as_str()),
+            EntryKind::Layout(f) => self.rel.join(f.path.as_str()),
+            EntryKind::Blob(d) => self.rel.join("blobs").join(d.digest.hex()),
+        }
+    }
+}
+
+impl EntrySink for StagingSink {
+    fn begin(&mut self, _name: &str, kind: EntryKind<'_>) -> io::Result<()> {
+        fault!(
+            "extract-entry",
+            Err(io::Error::other("fault point extract-entry"))
+        );
+        let p = self.target(kind);
+        self.file = Some(self.fs.create_new(&p, 0o644)?);
+        Ok(())
+    }
+    fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "interrupted by a signal",
+            ));
+        }
+        self.file.as_mut().expect("begun").write_all(chunk)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        // No fsync per entry: `keep_release` syncs the filesystem once,
+        // before anything staged is renamed into place.
+        self.file.take().expect("begun");
+        Ok(())
+    }
+}
+
+/// Removes what a failed install created before it changed anything.
+pub(crate) struct Cleanup {
+    pub(crate) paths: Vec<PathBuf>,
+    pub(crate) armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.armed {
+            for p in &self.paths {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+    }
+}
+
+/// Under the lock, anything in the staging dir is left from a crashed install.
+pub(crate) fn clear_staging(sd: &StateDir) {
+    if let Ok(rd) = std::fs::read_dir(sd.staging()) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Replaces `DIR/bin/installer` with the bundle's installer when that is
+/// newer than this one, then asks the caller to re-execute it
+/// ([`InstallError::SelfUpdated`]). Runs after the whole bundle verified and
+/// before anything else changes.
+pub(crate) fn self_update(
+    opts: &InstallOptions,
+    m: &Manifest,
+    staging: &Path,
+    report: &dyn Report,
+) -> Result<(), InstallError> {
+    let Some(inst) = &m.installer else {
+        return Ok(());
+    };
+    let ours: Version = INSTALLER_VERSION.parse().expect("crate version");
+    let file = m
+        .files
+        .iter()
+        .find(|f| f.path == inst.path)
+        .expect("validated: the installer is one of the files");
+    if inst.version <= ours || opts.self_updated.as_deref() == Some(file.sha256.as_str()) {
+        return Ok(());
+    }
+    let dst = opts.dir.join(inst.path.as_str());
+    let src = staging.join("files").join(inst.path.as_str());
+    let fs = Root::open(&opts.dir).map_err(InstallError::Fs)?;
+    copy_into(&fs, &src, Path::new(inst.path.as_str()), 0o755).map_err(InstallError::Input)?;
+    // The copy is checked again: what runs next must be what was signed.
+    let got = sha_file(&dst).map_err(io_at(&dst))?;
+    if got != file.sha256 {
+        return Err(InstallError::Input(format!(
+            "{}: wrote the bundled installer but read back {got}, expected {}; hint: check the disk",
+            dst.display(),
+            file.sha256
+        )));
+    }
+    report.step(&format!(
+        "updated the installer: {} is now {} (this one is {ours}); continuing with it",
+        dst.display(),
+        inst.version
+    ));
+    let _ = std::fs::remove_dir_all(staging);
+    Err(InstallError::SelfUpdated {
+        binary: dst,
+        version: inst.version.to_string(),
+        sha256: file.sha256.to_string(),
+    })
+}
+
+/// Moves a verified staging dir into `releases/<version>` and the blob store.
+pub(crate) fn keep_release(
+    sd: &StateDir,
+    v: &VerifiedManifest,
+    staging: &Path,
+) -> Result<(), InstallError> {
+    let m = v.manifest();
+    let fs = sd.fs()?;
+    let fs_err = InstallError::Fs;
+    let rel = StateDir::rel("releases").join(m.version.to_string());
+    let staged = staging
+        .strip_prefix(&sd.dir)
+        .expect("the staging dir is inside the install dir")
+        .to_path_buf();
+    // Everything staged reaches the disk before a rename makes it visible,
+    // and the renames before the journal says "staged".
+    syncfs(staging)?;
+    let tmp = StateDir::rel("releases").join(format!("{}.incoming", m.version));
+    let _ = std::fs::remove_dir_all(sd.dir.join(&tmp));
+    fs.create_dir_all(&tmp).map_err(fs_err)?;
+    if staging.join("files").exists() {
+        fs.rename(&staged.join("files"), &tmp.join("files"))
+            .map_err(fs_err)?;
+    } else {
+        fs.create_dir_all(&tmp.join("files")).map_err(fs_err)?;
+    }
+    fs.write(&tmp.join("manifest.json"), v.raw(), 0o644)
+        .map_err(fs_err)?;
+    fs.write(
+        &tmp.join("manifest.json.minisig"),
+        v.signature().to_file().as_bytes(),
+        0o644,
+    )
+    .map_err(fs_err)?;
+    if let Ok(rd) = std::fs::read_dir(staging.join("blobs")) {
+        for e in rd.flatten() {
+            let dest = StateDir::rel("blobs/sha256").join(e.file_name());
+            if fs.kind(&dest).map_err(fs_err)?.1 == Kind::Absent {
+                fs.rename(&staged.join("blobs").join(e.file_name()), &dest)
+                    .map_err(fs_err)?;
+            }
+        }
+    }
+    if sd.dir.join(&rel).exists() {
+        let old = StateDir::rel("releases").join(format!("{}.replaced", m.version));
+        let _ = std::fs::remove_dir_all(sd.dir.join(&old));
+        fs.rename(&rel, &old).map_err(fs_err)?;
+        fs.rename(&tmp, &rel).map_err(fs_err)?;
+        let _ = std::fs::remove_dir_all(sd.dir.join(&old));
+    } else {
+        fs.rename(&tmp, &rel).map_err(fs_err)?;
+    }
+    let _ = std::fs::remove_dir_all(staging);
+    syncfs(&sd.root)
+}
+
+/// Flushes the filesystem holding `path` (one call instead of an fsync per
+/// staged file).
+pub(crate) fn syncfs(path: &Path) -> Result<(), InstallError> {
+    use std::os::fd::AsRawFd;
+    let dir = std::fs::File::open(path).map_err(io_at(path))?;
+    nix::unistd::syncfs(dir.as_raw_fd()).map_err(|e| io_at(path)(io::Error::from(e)))
+}
