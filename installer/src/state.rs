@@ -262,7 +262,7 @@ pub struct Journal {
 }
 
 /// An install dir's state dir.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StateDir {
     /// The install dir.
     pub dir: PathBuf,

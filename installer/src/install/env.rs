@@ -58,3 +58,76 @@ pub(crate) fn managed_values(sd: &StateDir, m: &Manifest) -> BTreeMap<String, St
         .filter_map(|e| vars.get(&e.key).map(|v| (e.key.clone(), v.clone())))
         .collect()
 }
+
+/// What the install of `m` will do to `.env` (`old`: the installed
+/// release's manifest).
+pub(crate) fn plan_env(plan: &Plan, m: &Manifest, old: Option<&Manifest>, text: &str) -> EnvPlan {
+    let old_env = old.map(|o| o.env.as_slice()).unwrap_or(&[]);
+    let last = plan
+        .state
+        .current
+        .as_ref()
+        .map(|c| c.env.clone())
+        .unwrap_or_default();
+    envfile::plan(
+        text,
+        &m.env,
+        old_env,
+        &last,
+        &plan.opts.set,
+        envfile::generate_secret,
+    )
+}
+
+/// Writes `.env` as planned (values in place, new keys appended) and says
+/// what changed.
+pub(crate) fn write_env(
+    sd: &StateDir,
+    m: &Manifest,
+    text: &str,
+    p: &EnvPlan,
+    report: &dyn Report,
+    notes: &mut Vec<String>,
+) -> Result<(), InstallError> {
+    if !p.append.is_empty() || !p.set_in_place.is_empty() {
+        sd.write(
+            Path::new(ENV_FILE),
+            envfile::apply(text, p).as_bytes(),
+            0o600,
+        )?;
+    }
+    for (k, _) in &p.set_in_place {
+        if let Some((_, old, new)) = p.managed.iter().find(|(mk, _, _)| mk == k) {
+            let n = format!(".env: {k} {old} -> {new} (owned by the release)");
+            report.step(&n);
+            notes.push(n);
+        } else {
+            notes.push(format!(".env: {k} set in place (--set)"));
+        }
+    }
+    for (k, _) in &p.append {
+        let how = if p.generated.contains(k) {
+            "generated"
+        } else {
+            "added"
+        };
+        notes.push(format!(".env: {how} {k}"));
+    }
+    for k in &p.unrotatable {
+        report.warn(&format!(
+            "{k} was generated and decrypts stored data: back up .env off-host now; it is never regenerated, and losing it loses that data"
+        ));
+    }
+    for k in &p.removed {
+        notes.push(format!(
+            ".env: {k} is no longer used by {} (left in place)",
+            m.version
+        ));
+    }
+    for (k, o, n) in &p.new_defaults {
+        notes.push(format!(
+            ".env: the default of {k} changed from {o:?} to {n:?}; your value is kept"
+        ));
+    }
+    Ok(())
+}

@@ -97,3 +97,19 @@ pub(crate) fn latest_backup(dir: &Path, prev: &Version, cur: &Version) -> Option
     v.sort();
     v.pop()
 }
+
+/// Backs up first: runs the `pre_upgrade` hook of an upgrade from `from`;
+/// returns the note to keep.
+pub(crate) fn back_up(
+    sd: &StateDir,
+    m: &Manifest,
+    from: Option<&Version>,
+    report: &dyn Report,
+) -> Result<Option<String>, InstallError> {
+    let (Some(hook), Some(cur)) = (&m.hooks.pre_upgrade, from) else {
+        return Ok(None);
+    };
+    let out = run_hook(sd, m, hook, "pre_upgrade", Some(cur))?;
+    report.step(&format!("pre_upgrade hook wrote {}", out.display()));
+    Ok(Some(format!("backup written to {}", out.display())))
+}

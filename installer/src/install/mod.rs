@@ -75,6 +75,7 @@ mod files;
 mod hooks;
 mod images;
 mod journal;
+mod plan;
 mod preflight;
 mod record;
 mod rollback;
@@ -82,7 +83,8 @@ mod stage;
 mod transaction;
 
 use self::{
-    env::*, files::*, hooks::*, journal::*, preflight::*, record::*, stage::*, transaction::*,
+    env::*, files::*, hooks::*, journal::*, plan::Plan, preflight::*, record::*, stage::*,
+    transaction::*,
 };
 pub use files::{decide, FileAction};
 pub use images::{ensure_images, write_docker_archive, Loaded};
@@ -270,438 +272,67 @@ pub fn free_space(path: &Path) -> io::Result<u64> {
     Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
-/// Installs a bundle; see the module docs for the steps.
+/// Installs a bundle: the steps of the module docs, in order.
 pub fn install(
     opts: &InstallOptions,
     engine: Result<Box<dyn Engine>, EngineError>,
     report: &dyn Report,
 ) -> Result<Installed, InstallError> {
-    let dir_existed = opts.dir.exists();
-    let dir_was_empty = is_empty_dir(&opts.dir);
-    let mut cleanup = Cleanup {
-        paths: Vec::new(),
-        armed: true,
-    };
-    if !dir_existed {
-        std::fs::create_dir_all(&opts.dir).map_err(io_at(&opts.dir))?;
-    }
-    let abs = std::fs::canonicalize(&opts.dir).map_err(io_at(&opts.dir))?;
-    let opts = &InstallOptions {
-        dir: abs,
-        ..opts.clone()
-    };
-    let sd = StateDir::new(&opts.dir);
-    let state_existed = sd.root.exists();
-    let was_install = sd.exists();
-    if !dir_existed {
-        cleanup.paths.push(opts.dir.clone());
-    } else if !state_existed {
-        cleanup.paths.push(sd.root.clone());
-    }
-    // Before anything opens, reads or clears the state dir: a link planted
-    // in it would steer the installer's root writes.
-    sd.check()?;
-    let _lock = sd.lock()?;
-    let mut state = sd.load()?;
-
-    // Trust: the recorded keys only, once there are any; never a revoked one.
-    let revoked = sd.revoked_keys()?;
-    let recorded: Vec<PublicKey> = sd
-        .trusted_keys()?
-        .into_iter()
-        .filter(|k| !revoked.contains(k))
-        .collect();
-    let given = match &opts.public_key {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(io_at(p))?;
-            Some(
-                PublicKey::parse(&text)
-                    .map_err(|e| InstallError::Input(format!("{}: {e}", p.display())))?,
-            )
-        }
-        None => None,
-    };
-    let keys = if recorded.is_empty() {
-        match &given {
-            Some(k) => vec![k.clone()],
-            None => {
-                return Err(InstallError::Input(format!(
-                    "{} has no trusted key yet; hint: pass --public-key with the vendor's public key for the first install",
-                    opts.dir.display()
-                )))
-            }
-        }
-    } else {
-        if let Some(k) = &given {
-            if !recorded.contains(k) {
-                return Err(InstallError::Input(format!(
-                    "--public-key {}: key {} is not among the keys this install trusts ({}); later installs verify against the recorded keys only; hint: a vendor rotates keys inside a signed bundle, or add it deliberately with `installer trust add`",
-                    opts.public_key.as_ref().expect("given").display(),
-                    k.id,
-                    recorded.iter().map(|k| k.id.to_string()).collect::<Vec<_>>().join(", ")
-                )));
-            }
-        }
-        recorded
-    };
-
-    let engine_ref = engine.as_ref().ok();
-    let input =
-        crate::parts::open(std::slice::from_ref(&opts.bundle), &keys).map_err(|e| match e {
-            crate::parts::OpenError::Bundle(b) => InstallError::Bundle {
-                path: opts.bundle.clone(),
-                source: b,
-            },
-            crate::parts::OpenError::Parts(p) => InstallError::Parts(p),
-        })?;
-    clear_staging(&sd);
-    let staging = sd.staging().join(format!("{}", std::process::id()));
-    let staging_cleanup = Cleanup {
-        paths: vec![staging.clone()],
-        armed: true,
-    };
-    let fs = sd.fs()?;
-    let mut sink = StagingSink {
-        fs: sd.fs()?,
-        rel: StateDir::rel("staging").join(format!("{}", std::process::id())),
-        file: None,
-        interrupted: opts.interrupted.clone(),
-    };
-    // A link or special file at .env is reported with the other problems.
-    let env_read = read_env(&fs);
-    let env_text = env_read.as_ref().cloned().unwrap_or_default();
-    let mut env_plan = EnvPlan::default();
-    let old_manifest = match &state.current {
-        Some(r) => Some(sd.release_manifest(&r.version)?),
-        None => None,
-    };
-    let installed_version = state.current.as_ref().map(|r| r.version.clone());
-
-    let mut journal_guard = ClearJournal {
-        sd: &sd,
-        armed: true,
-    };
-    let verified: VerifiedManifest = bundle::read_bundle::<InstallError>(
-        input,
-        &keys,
-        |signed: &SignedManifest| {
-            let m = signed.manifest();
-            let mut problems = Vec::new();
-            if let Some(e) = &engine.as_ref().err() {
-                problems.push(e.to_string());
-            }
-            if let Some(e) = engine_ref {
-                if let Err(err) = e.info() {
-                    problems.push(err.to_string());
-                }
-            }
-            if !state.name.is_empty() && state.name != m.name && !opts.force {
-                problems.push(format!(
-                    "{} holds {}, not {}; hint: choose another dir, or pass --force to replace it",
-                    opts.dir.display(),
-                    state.name,
-                    m.name
-                ));
-            }
-            if !was_install && !dir_was_empty && !opts.force {
-                problems.push(format!(
-                    "{} is not empty and is not an install; hint: choose an empty dir, or pass --force to install beside its files (they are kept)",
-                    opts.dir.display()
-                ));
-            }
-            let ours: Version = INSTALLER_VERSION.parse().expect("crate version");
-            let updates_itself = was_install
-                && m.installer.as_ref().is_some_and(|i| i.version >= m.min_installer_version);
-            if m.min_installer_version > ours && !updates_itself {
-                problems.push(format!(
-                    "the bundle needs installer {} or newer, this is {ours}; hint: use the installer shipped with the bundle",
-                    m.min_installer_version
-                ));
-            }
-            version_policy(installed_version.as_ref(), m, opts.allow_downgrade, &mut problems);
-            let (os, arch) = host_platform();
-            if !m.images.iter().any(|i| i.platform.os == os && i.platform.arch == arch) {
-                problems.push(format!(
-                    "the bundle has no images for this host's platform {os}/{arch} (it has {}); hint: build it with --platform {os}/{arch}",
-                    m.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-                ));
-            }
-            let need = m.payload_size() + m.payload_size() / 10 + (16 << 20);
-            match free_space(&sd.root) {
-                Ok(free) if free < need && fault_on("ignore-free-space").is_none() => problems.push(format!(
-                    "not enough free space in {}: {} needed, {} free; hint: free space or install elsewhere",
-                    opts.dir.display(),
-                    need,
-                    free
-                )),
-                Ok(_) => {}
-                Err(e) => problems.push(format!("cannot measure free space in {}: {e}", opts.dir.display())),
-            }
-            let current_files = old_manifest.as_ref().map(|o| o.files.as_slice()).unwrap_or(&[]);
-            let mut found = planted(&fs, m, current_files);
-            if let Err(e) = &env_read {
-                if !found.contains(&e.to_string()) {
-                    found.insert(0, e.to_string());
-                }
-            }
-            problems.extend(found);
-            if let Err(e) = envfile::read(&env_text) {
-                problems.push(format!(
-                    "{}: {e}; compose would refuse it too",
-                    opts.dir.join(ENV_FILE).display()
-                ));
-            }
-            check_trust_change(&m.trust, &keys, &revoked, &mut problems);
-            check_delta(&sd, m, &mut problems);
-            let old_env = old_manifest.as_ref().map(|o| o.env.as_slice()).unwrap_or(&[]);
-            let last = state.current.as_ref().map(|c| c.env.clone()).unwrap_or_default();
-            env_plan = envfile::plan(&env_text, &m.env, old_env, &last, &opts.set, envfile::generate_secret);
-            check_env_plan(&env_plan, &mut problems);
-            if !problems.is_empty() {
-                return Err(InstallError::Preflight(problems));
-            }
-            // From here an interrupted install is on record, so that
-            // `installer rollback` restores what runs now, whatever the phase,
-            // `.env` included, byte for byte: it is kept with the running
-            // release as the journal starts.
-            sd.create()?;
-            if installed_version.is_some() {
-                sd.save_env(None)?;
-            }
-            journal(&sd, Op::Install, installed_version.as_ref(), &m.version, Phase::Verifying)
-        },
-        &mut sink,
-    )
-    .map_err(|e| match e {
-        InstallError::Bundle {
-            source: BundleError::Signature(crate::minisign::MinisignError::UntrustedKey { found, .. }),
-            ..
-        } if revoked.iter().any(|k| k.id.to_string() == found) => InstallError::Bundle {
-            path: opts.bundle.clone(),
-            source: BundleError::Signature(crate::minisign::MinisignError::Revoked(found)),
-        },
-        // The sink refuses data once a signal came: say so, not "bundle
-        // failed" (nothing was renamed into place yet).
-        _ if opts.interrupted.load(Ordering::Relaxed) => InstallError::Interrupted {
-            phase: "verifying and staging the bundle",
-            kept: match &state.current {
-                Some(r) => format!(
-                    "{} {} is still installed, its containers untouched",
-                    state.name, r.version
-                ),
-                None => "nothing was installed".into(),
-            },
-        },
-        InstallError::Bundle { source, .. } => InstallError::Bundle {
-            path: opts.bundle.clone(),
-            source,
-        },
-        other => other,
-    })?;
+    // 1. Plan: the dir, the lock, the state, the trusted keys.
+    let mut plan = plan::plan(opts)?;
+    // 2-3. Verify and stage; preflight once the signed manifest is read.
+    let mut staged = verify_and_stage(&plan, &engine)?;
     let engine = engine.expect("preflight checked the engine");
-    let m = verified.manifest().clone();
+    let m = staged.verified.manifest().clone();
+    // 4. What will run after the install, before anything changes.
+    let env_after = envfile::apply(&staged.env_text, &staged.env_plan);
     check_what_runs(
-        &sd,
+        &plan.sd,
         engine.as_ref(),
-        &state,
+        &plan.state,
         &m,
-        &staging,
-        &envfile::apply(&env_text, &env_plan),
+        &staged.staging,
+        &env_after,
         report,
     )?;
     report.step(&format!(
         "verified {} {} (signed by key {}), {} files, {} blobs",
         m.name,
         m.version,
-        verified.signer().id,
+        staged.verified.signer().id,
         m.files.len(),
         m.carried_blobs().len()
     ));
-
-    if was_install {
-        self_update(opts, &m, &staging, report)?;
-    }
-
-    // Keep the release: files and signed manifest; blobs into the store.
-    sd.create()?;
-    keep_release(&sd, &verified, &staging)?;
-    drop(staging_cleanup);
-    if state.current.is_none() && state.name.is_empty() {
-        for k in &keys {
-            sd.add_key(k)?;
-        }
-    }
-    state.name = m.name.clone();
-    cleanup.armed = false;
-    let from = state.current.as_ref().map(|r| r.version.clone());
-    journal(&sd, Op::Install, from.as_ref(), &m.version, Phase::Staged)?;
-    journal_guard.armed = false;
-    fault!(
-        "after-stage",
-        Err(InstallError::Input("fault point after-stage".into()))
-    );
-
-    let mut notes = Vec::new();
-    // Back up first.
-    if let (Some(hook), Some(cur)) = (&m.hooks.pre_upgrade, &from) {
-        let out = run_hook(&sd, &m, hook, "pre_upgrade", Some(cur))?;
-        notes.push(format!("backup written to {}", out.display()));
-        report.step(&format!("pre_upgrade hook wrote {}", out.display()));
-    }
-    // Settings.
-    if !env_plan.append.is_empty() || !env_plan.set_in_place.is_empty() {
-        let text = envfile::apply(&env_text, &env_plan);
-        sd.write(Path::new(ENV_FILE), text.as_bytes(), 0o600)?;
-        for (k, _) in &env_plan.set_in_place {
-            if let Some((_, old, new)) = env_plan.managed.iter().find(|(mk, _, _)| mk == k) {
-                let n = format!(".env: {k} {old} -> {new} (owned by the release)");
-                report.step(&n);
-                notes.push(n);
-            } else {
-                notes.push(format!(".env: {k} set in place (--set)"));
-            }
-        }
-        for (k, _) in &env_plan.append {
-            let how = if env_plan.generated.contains(k) {
-                "generated"
-            } else {
-                "added"
-            };
-            notes.push(format!(".env: {how} {k}"));
-        }
-    }
-    for k in &env_plan.unrotatable {
-        report.warn(&format!(
-            "{k} was generated and decrypts stored data: back up .env off-host now; it is never regenerated, and losing it loses that data"
-        ));
-    }
-    for k in &env_plan.removed {
-        notes.push(format!(
-            ".env: {k} is no longer used by {} (left in place)",
-            m.version
-        ));
-    }
-    for (k, o, n) in &env_plan.new_defaults {
-        notes.push(format!(
-            ".env: the default of {k} changed from {o:?} to {n:?}; your value is kept"
-        ));
-    }
-
-    let result = apply_release(
-        Op::Install,
-        &sd,
-        engine.as_ref(),
-        &state,
+    // 5. Keep the release in the state dir; journal.
+    let from = keep(&mut plan, &mut staged, report)?;
+    // 6. Back up first, then the settings.
+    let mut notes: Vec<String> = back_up(&plan.sd, &m, from.as_ref(), report)?
+        .into_iter()
+        .collect();
+    write_env(
+        &plan.sd,
         &m,
-        opts,
+        &staged.env_text,
+        &staged.env_plan,
+        report,
+        &mut notes,
+    )?;
+    // 7. The transaction: images, files, up, health.
+    let applied = apply_release(
+        Op::Install,
+        &plan.sd,
+        engine.as_ref(),
+        &plan.state,
+        &m,
+        &plan.opts,
         report,
         &mut notes,
     );
-    match result {
-        Ok(images) => {
-            let loaded = images.1;
-            let release = Release {
-                version: m.version.clone(),
-                files: m
-                    .files
-                    .iter()
-                    .map(|f| InstalledFile {
-                        path: f.path.to_string(),
-                        sha256: f.sha256.clone(),
-                    })
-                    .collect(),
-                images: images.0,
-                key_id: verified.signer().id.to_string(),
-                env: managed_values(&sd, &m),
-            };
-            let action = match &from {
-                None => Action::Install,
-                Some(v) if v == &m.version => Action::Reinstall,
-                Some(v) if v > &m.version => Action::Downgrade,
-                Some(_) => Action::Upgrade,
-            };
-            if state.current.as_ref().map(|c| &c.version) != Some(&m.version) {
-                state.previous = state.current.take();
-            }
-            state.current = Some(release);
-            state.history.push(HistoryEntry {
-                time: state::now(),
-                action,
-                from: from.as_ref().map(ToString::to_string),
-                to: m.version.to_string(),
-                outcome: Outcome::Ok,
-                message: notes.join("; "),
-            });
-            sd.save(&state)?;
-            if let Some(f) = &from {
-                sd.keep_journal_env(f)?;
-            }
-            sd.clear_journal()?;
-            for n in apply_trust_change(&sd, &m.trust)? {
-                report.step(&n);
-                notes.push(n);
-            }
-            prune(&sd, &state);
-            if let Some(hook) = &m.hooks.post_install {
-                if let Err(e) = run_hook(&sd, &m, hook, "post_install", from.as_ref()) {
-                    report.warn(&format!(
-                        "post_install hook failed (the install itself succeeded): {e}"
-                    ));
-                }
-            }
-            Ok(Installed {
-                name: m.name.clone(),
-                version: m.version.to_string(),
-                from: from.map(|v| v.to_string()),
-                notes,
-                loaded_images: loaded,
-            })
-        }
-        Err(failure) => {
-            report.warn(&format!(
-                "install of {} failed: {}; restoring the previous state",
-                m.version, failure.reason
-            ));
-            let restored = restore(&sd, engine.as_ref(), &state, Some(&m), opts, report);
-            let outcome = if restored.is_ok() {
-                Outcome::RolledBack
-            } else {
-                Outcome::Failed
-            };
-            state.history.push(HistoryEntry {
-                time: state::now(),
-                action: if from.is_some() {
-                    Action::Upgrade
-                } else {
-                    Action::Install
-                },
-                from: from.as_ref().map(ToString::to_string),
-                to: m.version.to_string(),
-                outcome,
-                message: failure.reason.clone(),
-            });
-            sd.save(&state)?;
-            match restored {
-                Ok(what) => {
-                    sd.clear_journal()?;
-                    Err(InstallError::RolledBack {
-                        failed: format!(
-                            "install of {} {} failed: {}",
-                            m.name, m.version, failure.reason
-                        ),
-                        restored: what,
-                        logs: failure.logs,
-                    })
-                }
-                Err(e) => Err(InstallError::RollbackFailed {
-                    failed: format!(
-                        "install of {} {} failed: {}",
-                        m.name, m.version, failure.reason
-                    ),
-                    restore: e,
-                }),
-            }
-        }
+    match applied {
+        // 8. Record the healthy release.
+        Ok(loaded) => record(&mut plan, &staged.verified, from, loaded, notes, report),
+        // 9. Or put the previous one back.
+        Err(failure) => recover(&mut plan, engine.as_ref(), &m, from, failure, report),
     }
 }
 

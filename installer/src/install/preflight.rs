@@ -383,3 +383,102 @@ pub(crate) fn check_trust_change(
         ));
     }
 }
+
+/// Every problem preflight finds once the signed manifest `m` is read, before
+/// any entry is: the engine, the dir, the installer's version, the version
+/// policy, the platform, free space, links planted where the installer
+/// writes, `.env`, trust changes, a delta's base.
+pub(crate) fn preflight(
+    plan: &Plan,
+    engine: &Result<Box<dyn Engine>, EngineError>,
+    m: &Manifest,
+    fs: &Root,
+    old: Option<&Manifest>,
+    env: &Result<String, InstallError>,
+) -> Vec<String> {
+    let (opts, state) = (&plan.opts, &plan.state);
+    let mut problems = host_problems(plan, engine, m);
+    if !state.name.is_empty() && state.name != m.name && !opts.force {
+        problems.push(format!(
+            "{} holds {}, not {}; hint: choose another dir, or pass --force to replace it",
+            opts.dir.display(),
+            state.name,
+            m.name
+        ));
+    }
+    if !plan.was_install && !plan.dir_was_empty && !opts.force {
+        problems.push(format!(
+            "{} is not empty and is not an install; hint: choose an empty dir, or pass --force to install beside its files (they are kept)",
+            opts.dir.display()
+        ));
+    }
+    let ours: Version = INSTALLER_VERSION.parse().expect("crate version");
+    let updates_itself = plan.was_install
+        && m.installer
+            .as_ref()
+            .is_some_and(|i| i.version >= m.min_installer_version);
+    if m.min_installer_version > ours && !updates_itself {
+        problems.push(format!(
+            "the bundle needs installer {} or newer, this is {ours}; hint: use the installer shipped with the bundle",
+            m.min_installer_version
+        ));
+    }
+    let installed = state.current.as_ref().map(|r| &r.version);
+    version_policy(installed, m, opts.allow_downgrade, &mut problems);
+    let mut found = planted(fs, m, old.map(|o| o.files.as_slice()).unwrap_or(&[]));
+    match env {
+        Err(e) if !found.contains(&e.to_string()) => found.insert(0, e.to_string()),
+        Ok(text) => {
+            if let Err(e) = envfile::read(text) {
+                found.push(format!(
+                    "{}: {e}; compose would refuse it too",
+                    opts.dir.join(ENV_FILE).display()
+                ));
+            }
+        }
+        Err(_) => {}
+    }
+    problems.extend(found);
+    check_trust_change(&m.trust, &plan.keys, &plan.revoked, &mut problems);
+    check_delta(&plan.sd, m, &mut problems);
+    problems
+}
+
+/// The engine answers, the bundle has images for this host, and there is
+/// room for it.
+fn host_problems(
+    plan: &Plan,
+    engine: &Result<Box<dyn Engine>, EngineError>,
+    m: &Manifest,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    match engine {
+        Err(e) => problems.push(e.to_string()),
+        Ok(e) => {
+            if let Err(err) = e.info() {
+                problems.push(err.to_string());
+            }
+        }
+    }
+    let (os, arch) = host_platform();
+    if !m
+        .images
+        .iter()
+        .any(|i| i.platform.os == os && i.platform.arch == arch)
+    {
+        problems.push(format!(
+            "the bundle has no images for this host's platform {os}/{arch} (it has {}); hint: build it with --platform {os}/{arch}",
+            m.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let need = m.payload_size() + m.payload_size() / 10 + (16 << 20);
+    let dir = plan.opts.dir.display();
+    match free_space(&plan.sd.root) {
+        Ok(free) if free < need && fault_on("ignore-free-space").is_none() => problems.push(format!(
+            "not enough free space in {dir}: {need} needed, {free} free; hint: free space or install elsewhere"
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(format!("cannot measure free space in {dir}: {e}")),
+    }
+    problems
+}

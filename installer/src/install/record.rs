@@ -105,3 +105,76 @@ pub(crate) fn prune(sd: &StateDir, state: &State) {
         }
     }
 }
+
+/// Records the healthy release `verified` (installed over `from`): state,
+/// history, the `.env` `from` ran with, trust changes, pruning, then the
+/// `post_install` hook.
+pub(crate) fn record(
+    plan: &mut Plan,
+    verified: &VerifiedManifest,
+    from: Option<Version>,
+    images: Loaded,
+    notes: Vec<String>,
+    report: &dyn Report,
+) -> Result<Installed, InstallError> {
+    let mut notes = notes;
+    let m = verified.manifest();
+    let (sd, state) = (&plan.sd, &mut plan.state);
+    let loaded = images.1;
+    let release = Release {
+        version: m.version.clone(),
+        files: m
+            .files
+            .iter()
+            .map(|f| InstalledFile {
+                path: f.path.to_string(),
+                sha256: f.sha256.clone(),
+            })
+            .collect(),
+        images: images.0,
+        key_id: verified.signer().id.to_string(),
+        env: managed_values(sd, m),
+    };
+    let action = match &from {
+        None => Action::Install,
+        Some(v) if v == &m.version => Action::Reinstall,
+        Some(v) if v > &m.version => Action::Downgrade,
+        Some(_) => Action::Upgrade,
+    };
+    if state.current.as_ref().map(|c| &c.version) != Some(&m.version) {
+        state.previous = state.current.take();
+    }
+    state.current = Some(release);
+    state.history.push(HistoryEntry {
+        time: state::now(),
+        action,
+        from: from.as_ref().map(ToString::to_string),
+        to: m.version.to_string(),
+        outcome: Outcome::Ok,
+        message: notes.join("; "),
+    });
+    sd.save(state)?;
+    if let Some(f) = &from {
+        sd.keep_journal_env(f)?;
+    }
+    sd.clear_journal()?;
+    for n in apply_trust_change(sd, &m.trust)? {
+        report.step(&n);
+        notes.push(n);
+    }
+    prune(sd, state);
+    if let Some(hook) = &m.hooks.post_install {
+        if let Err(e) = run_hook(sd, m, hook, "post_install", from.as_ref()) {
+            report.warn(&format!(
+                "post_install hook failed (the install itself succeeded): {e}"
+            ));
+        }
+    }
+    Ok(Installed {
+        name: m.name.clone(),
+        version: m.version.to_string(),
+        from: from.map(|v| v.to_string()),
+        notes,
+        loaded_images: loaded,
+    })
+}

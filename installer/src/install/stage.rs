@@ -186,3 +186,159 @@ pub(crate) fn syncfs(path: &Path) -> Result<(), InstallError> {
     let dir = std::fs::File::open(path).map_err(io_at(path))?;
     nix::unistd::syncfs(dir.as_raw_fd()).map_err(|e| io_at(path)(io::Error::from(e)))
 }
+
+/// What verifying and staging the bundle left, and what preflight planned.
+pub(crate) struct Staged {
+    /// The verified manifest.
+    pub(crate) verified: VerifiedManifest,
+    /// The staging dir (absolute).
+    pub(crate) staging: PathBuf,
+    /// Removes the staging dir when the install stops.
+    pub(crate) _staging_cleanup: Cleanup,
+    /// Clears the journal if the install stops before changing anything.
+    pub(crate) journal_guard: ClearJournal,
+    /// `.env` as it is.
+    pub(crate) env_text: String,
+    /// What the install will do to it.
+    pub(crate) env_plan: EnvPlan,
+}
+
+/// Verifies the bundle while staging its entries in the state dir;
+/// preflight runs as soon as the signed manifest is read, before any entry
+/// is, and the journal starts once it passed.
+pub(crate) fn verify_and_stage(
+    plan: &Plan,
+    engine: &Result<Box<dyn Engine>, EngineError>,
+) -> Result<Staged, InstallError> {
+    let (opts, sd) = (&plan.opts, &plan.sd);
+    let input = crate::parts::open(std::slice::from_ref(&opts.bundle), &plan.keys).map_err(
+        |e| match e {
+            crate::parts::OpenError::Bundle(b) => InstallError::Bundle {
+                path: opts.bundle.clone(),
+                source: b,
+            },
+            crate::parts::OpenError::Parts(p) => InstallError::Parts(p),
+        },
+    )?;
+    clear_staging(sd);
+    let pid = std::process::id().to_string();
+    let staging = sd.staging().join(&pid);
+    let staging_cleanup = Cleanup {
+        paths: vec![staging.clone()],
+        armed: true,
+    };
+    let fs = sd.fs()?;
+    let mut sink = StagingSink {
+        fs: sd.fs()?,
+        rel: StateDir::rel("staging").join(&pid),
+        file: None,
+        interrupted: opts.interrupted.clone(),
+    };
+    // A link or special file at .env is reported with the other problems.
+    let env = read_env(&fs);
+    let env_text = env.as_ref().cloned().unwrap_or_default();
+    let old = match &plan.state.current {
+        Some(r) => Some(sd.release_manifest(&r.version)?),
+        None => None,
+    };
+    let mut env_plan = EnvPlan::default();
+    let journal_guard = ClearJournal {
+        sd: sd.clone(),
+        armed: true,
+    };
+    let verified = bundle::read_bundle::<InstallError>(
+        input,
+        &plan.keys,
+        |signed: &SignedManifest| {
+            let m = signed.manifest();
+            let mut problems = preflight(plan, engine, m, &fs, old.as_ref(), &env);
+            env_plan = plan_env(plan, m, old.as_ref(), &env_text);
+            check_env_plan(&env_plan, &mut problems);
+            if !problems.is_empty() {
+                return Err(InstallError::Preflight(problems));
+            }
+            start_journal(plan, m)
+        },
+        &mut sink,
+    )
+    .map_err(|e| explain(plan, e))?;
+    Ok(Staged {
+        verified,
+        staging,
+        _staging_cleanup: staging_cleanup,
+        journal_guard,
+        env_text,
+        env_plan,
+    })
+}
+
+/// A reading failure in the operator's terms: a key the operator revoked
+/// is named as revoked, a signal as an interruption that changed nothing.
+fn explain(plan: &Plan, e: InstallError) -> InstallError {
+    let (opts, state) = (&plan.opts, &plan.state);
+    match e {
+        InstallError::Bundle {
+            source:
+                BundleError::Signature(crate::minisign::MinisignError::UntrustedKey { found, .. }),
+            ..
+        } if plan.revoked.iter().any(|k| k.id.to_string() == found) => InstallError::Bundle {
+            path: opts.bundle.clone(),
+            source: BundleError::Signature(crate::minisign::MinisignError::Revoked(found)),
+        },
+        // The sink refuses data once a signal came: say so, not "bundle
+        // failed" (nothing was renamed into place yet).
+        _ if opts.interrupted.load(Ordering::Relaxed) => InstallError::Interrupted {
+            phase: "verifying and staging the bundle",
+            kept: match &state.current {
+                Some(r) => format!(
+                    "{} {} is still installed, its containers untouched",
+                    state.name, r.version
+                ),
+                None => "nothing was installed".into(),
+            },
+        },
+        InstallError::Bundle { source, .. } => InstallError::Bundle {
+            path: opts.bundle.clone(),
+            source,
+        },
+        other => other,
+    }
+}
+
+/// Keeps the verified release in the state dir (after updating the
+/// installer, when the bundle carries a newer one), trusts the first
+/// install's key, and journals "staged": from here a crash is recovered by
+/// `installer rollback` or a re-run. Returns the version being left.
+pub(crate) fn keep(
+    plan: &mut Plan,
+    staged: &mut Staged,
+    report: &dyn Report,
+) -> Result<Option<Version>, InstallError> {
+    let m = staged.verified.manifest();
+    if plan.was_install {
+        self_update(&plan.opts, m, &staged.staging, report)?;
+    }
+    plan.sd.create()?;
+    keep_release(&plan.sd, &staged.verified, &staged.staging)?;
+    if plan.state.current.is_none() && plan.state.name.is_empty() {
+        for k in &plan.keys {
+            plan.sd.add_key(k)?;
+        }
+    }
+    plan.state.name = m.name.clone();
+    plan.cleanup.armed = false;
+    let from = plan.state.current.as_ref().map(|r| r.version.clone());
+    journal(
+        &plan.sd,
+        Op::Install,
+        from.as_ref(),
+        &m.version,
+        Phase::Staged,
+    )?;
+    staged.journal_guard.armed = false;
+    fault!(
+        "after-stage",
+        Err(InstallError::Input("fault point after-stage".into()))
+    );
+    Ok(from)
+}

@@ -231,3 +231,59 @@ pub(crate) fn restore(
         }
     }
 }
+
+/// The install of `m` failed (`failure`): puts back the release on record
+/// (files, `.env`, images, containers) and says what failed.
+pub(crate) fn recover(
+    plan: &mut Plan,
+    engine: &dyn Engine,
+    m: &Manifest,
+    from: Option<Version>,
+    failure: Failure,
+    report: &dyn Report,
+) -> Result<Installed, InstallError> {
+    let (sd, state, opts) = (&plan.sd, &mut plan.state, &plan.opts);
+    report.warn(&format!(
+        "install of {} failed: {}; restoring the previous state",
+        m.version, failure.reason
+    ));
+    let restored = restore(sd, engine, state, Some(m), opts, report);
+    let outcome = if restored.is_ok() {
+        Outcome::RolledBack
+    } else {
+        Outcome::Failed
+    };
+    state.history.push(HistoryEntry {
+        time: state::now(),
+        action: if from.is_some() {
+            Action::Upgrade
+        } else {
+            Action::Install
+        },
+        from: from.as_ref().map(ToString::to_string),
+        to: m.version.to_string(),
+        outcome,
+        message: failure.reason.clone(),
+    });
+    sd.save(state)?;
+    match restored {
+        Ok(what) => {
+            sd.clear_journal()?;
+            Err(InstallError::RolledBack {
+                failed: format!(
+                    "install of {} {} failed: {}",
+                    m.name, m.version, failure.reason
+                ),
+                restored: what,
+                logs: failure.logs,
+            })
+        }
+        Err(e) => Err(InstallError::RollbackFailed {
+            failed: format!(
+                "install of {} {} failed: {}",
+                m.name, m.version, failure.reason
+            ),
+            restore: e,
+        }),
+    }
+}
