@@ -1,20 +1,30 @@
-//! `installer install` and `installer rollback`.
+//! `installer install` and `installer rollback`, as named steps, each in
+//! the module of its name:
 //!
-//! 1. Lock the dir; load the state and the trusted keys.
-//! 2. Verify the bundle's signature; then preflight, before any change: disk
-//!    space, engine and compose, `.env` requirements, version policy, dir
-//!    emptiness. Every failure is reported together.
-//! 3. Stream and verify every entry into a staging dir inside the state dir
-//!    (same filesystem); on any mismatch the staging dir goes and nothing
-//!    else has changed.
-//! 4. Keep the verified release (files and blobs) in the state dir; journal.
-//! 5. Run the `pre_upgrade` hook (backup); append new keys to `.env`.
-//! 6. Load the images the engine lacks, streaming a docker-archive from the
-//!    blob store into `load`.
-//! 7. Replace the managed files (each atomically), keeping operator edits.
-//! 8. `compose up`, then wait for health.
-//! 9. On success record the release; on any failure in 6-8 (or a signal)
-//!    restore the previous release the same way and report what failed.
+//! 1. `plan`: make the dir absolute, check the state dir for planted
+//!    links, lock it, load the state and the keys this install trusts.
+//! 2. `stage` and `preflight`: verify the bundle's signature, then,
+//!    before any entry is read, every problem together (engine, dir,
+//!    versions, platform, space, links where the installer writes, `.env`,
+//!    trust changes, a delta's base); stream and verify every entry into a
+//!    staging dir in the state dir. The `journal` starts here, `.env` kept
+//!    with it.
+//! 3. `preflight`: what will run after the install (the files as they will
+//!    be, the override file, the `.env` in force) uses only images the
+//!    bundle carries. Nothing has changed yet.
+//! 4. `stage`: keep the verified release (files, signed manifest, blobs)
+//!    in the state dir, or update the installer and re-execute it.
+//! 5. `hooks` and `env`: back up first (`pre_upgrade`), then write
+//!    `.env` as planned.
+//! 6. `transaction`: load the images the engine lacks (`images`),
+//!    replace the managed files keeping operator edits (`files`),
+//!    `compose up`, wait for health; a fault point after each phase.
+//! 7. `record` the healthy release, or `transaction::recover`: put the
+//!    previous release back the same way (`.env` byte for byte) and say
+//!    what failed.
+//!
+//! `rollback` finishes an interrupted operation or goes back to the
+//! previous release.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};

@@ -12,190 +12,210 @@ pub struct RollbackOptions {
     pub restore_data: bool,
 }
 
-/// `installer rollback`: finishes an interrupted install by restoring the
-/// current release, or goes back to the previous one.
+/// `installer rollback`: finishes an interrupted install or rollback by
+/// restoring the release on record, or goes back to the previous one.
+///
+/// 1. Check the state dir for planted links; lock it; clear staging.
+/// 2. With a journal: put back the release on record (`finish_interrupted`).
+/// 3. Otherwise: go back to the previous release (`to_previous`), its data
+///    too with `--restore-data`.
 pub fn rollback(
     opts: &RollbackOptions,
     engine: Box<dyn Engine>,
     report: &dyn Report,
 ) -> Result<String, InstallError> {
-    let abs = std::fs::canonicalize(&opts.dir).map_err(io_at(&opts.dir))?;
-    let opts = &RollbackOptions {
-        dir: abs,
-        ..opts.clone()
-    };
-    let sd = StateDir::new(&opts.dir);
+    let dir = std::fs::canonicalize(&opts.dir).map_err(io_at(&opts.dir))?;
+    let sd = StateDir::new(&dir);
     sd.check()?;
     if !sd.exists() {
         return Err(InstallError::Input(format!(
             "{} is not an install (no {STATE_DIR}/ state)",
-            opts.dir.display()
+            dir.display()
         )));
     }
     let _lock = sd.lock()?;
     clear_staging(&sd);
     let mut state = sd.load()?;
-    let iopts = InstallOptions {
-        dir: opts.dir.clone(),
-        ..Default::default()
-    };
-    if let Some(j) = sd.journal() {
-        report.step(&format!(
-            "{} of {} was interrupted in phase {}; restoring the installed release",
-            j.op.with_article(),
-            j.to,
-            j.phase
-        ));
-        let failed =
-            j.to.parse::<Version>()
-                .ok()
-                .and_then(|v| sd.release_manifest(&v).ok());
-        if let Some(cur) = &state.current {
-            let m = sd.release_manifest(&cur.version)?;
-            let failed_files = failed.as_ref().map(|f| f.files.as_slice()).unwrap_or(&[]);
-            refuse_planted(&sd, &m, failed_files)?;
-        }
-        let what = restore(
-            &sd,
-            engine.as_ref(),
-            &state,
-            failed.as_ref(),
-            &iopts,
-            report,
-        )
-        .map_err(|e| InstallError::RollbackFailed {
-            failed: format!("interrupted {} of {}", j.op, j.to),
-            restore: e,
-        })?;
-        state.history.push(HistoryEntry {
-            time: state::now(),
-            action: Action::Rollback,
-            from: Some(j.to.clone()),
-            to: state
-                .current
-                .as_ref()
-                .map(|c| c.version.to_string())
-                .unwrap_or_default(),
-            outcome: Outcome::Ok,
-            message: format!("finished interrupted {}", j.op),
-        });
-        sd.save(&state)?;
-        sd.clear_journal()?;
-        return Ok(what);
+    match sd.journal() {
+        Some(j) => finish_interrupted(&sd, engine.as_ref(), &mut state, &j, report),
+        None => to_previous(&sd, engine.as_ref(), &mut state, opts.restore_data, report),
     }
+}
+
+/// Flags [`restore`] and [`apply_release`] take, for the dir `sd` holds.
+fn install_options(sd: &StateDir) -> InstallOptions {
+    InstallOptions {
+        dir: sd.dir.clone(),
+        ..Default::default()
+    }
+}
+
+/// Puts back the release on record after an install or rollback `j` was
+/// interrupted (a crash, a power cut).
+fn finish_interrupted(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    state: &mut State,
+    j: &Journal,
+    report: &dyn Report,
+) -> Result<String, InstallError> {
+    report.step(&format!(
+        "{} of {} was interrupted in phase {}; restoring the installed release",
+        j.op.with_article(),
+        j.to,
+        j.phase
+    ));
+    let failed =
+        j.to.parse::<Version>()
+            .ok()
+            .and_then(|v| sd.release_manifest(&v).ok());
+    if let Some(cur) = &state.current {
+        let m = sd.release_manifest(&cur.version)?;
+        let failed_files = failed.as_ref().map(|f| f.files.as_slice()).unwrap_or(&[]);
+        refuse_planted(sd, &m, failed_files)?;
+    }
+    let what = restore(
+        sd,
+        engine,
+        state,
+        failed.as_ref(),
+        &install_options(sd),
+        report,
+    )
+    .map_err(|e| InstallError::RollbackFailed {
+        failed: format!("interrupted {} of {}", j.op, j.to),
+        restore: e,
+    })?;
+    state.history.push(HistoryEntry {
+        time: state::now(),
+        action: Action::Rollback,
+        from: Some(j.to.clone()),
+        to: state
+            .current
+            .as_ref()
+            .map(|c| c.version.to_string())
+            .unwrap_or_default(),
+        outcome: Outcome::Ok,
+        message: format!("finished interrupted {}", j.op),
+    });
+    sd.save(state)?;
+    sd.clear_journal()?;
+    Ok(what)
+}
+
+/// Goes back from the current release to the previous one: its files, its
+/// `.env` (keeping keys only the newer one added), its images, and with
+/// `restore_data` the backup taken before the upgrade. A failure puts the
+/// current release back.
+fn to_previous(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    state: &mut State,
+    restore_data: bool,
+    report: &dyn Report,
+) -> Result<String, InstallError> {
     let (Some(cur), Some(prev)) = (state.current.clone(), state.previous.clone()) else {
         return Err(InstallError::Input(
             "there is no previous release to roll back to".into(),
         ));
     };
+    let (c, p) = (&cur.version, &prev.version);
     report.warn(&format!(
-        "rolling back {} -> {}: migrations are forward-only, so data written by {} may not work with {}; {}",
-        cur.version,
-        prev.version,
-        cur.version,
-        prev.version,
-        if opts.restore_data { "restoring the matching backup" } else { "pass --restore-data to restore the backup taken before the upgrade" }
+        "rolling back {c} -> {p}: migrations are forward-only, so data written by {c} may not work with {p}; {}",
+        if restore_data { "restoring the matching backup" } else { "pass --restore-data to restore the backup taken before the upgrade" }
     ));
-    let prev_m = sd.release_manifest(&prev.version)?;
-    let cur_m = sd.release_manifest(&cur.version)?;
-    refuse_planted(&sd, &prev_m, &cur_m.files)?;
-    if opts.restore_data {
-        let Some(hook) = &prev_m.hooks.restore.clone().or(cur_m.hooks.restore.clone()) else {
-            return Err(InstallError::Input(
-                "--restore-data: the bundle declares no restore hook".into(),
-            ));
-        };
-        let backup = latest_backup(&opts.dir, &prev.version, &cur.version).ok_or_else(|| {
-            InstallError::Input(format!(
-                "--restore-data: no backup {}-to-{}-* under {}/backups",
-                prev.version,
-                cur.version,
-                opts.dir.display()
-            ))
-        })?;
-        // Stop the new version before touching its data.
-        let files = compose_files(&sd.fs()?, &cur_m);
-        engine.compose(&opts.dir, &cur_m.compose.project, &files, &["stop"])?;
-        let script = sd
-            .release_dir(&cur.version)
-            .join("files")
-            .join(hook.as_str());
-        let script = if script.exists() {
-            script
-        } else {
-            sd.release_dir(&prev.version)
-                .join("files")
-                .join(hook.as_str())
-        };
-        run_script(
-            &sd,
-            &script,
-            hook,
-            "restore",
-            Some(&cur.version),
-            &prev.version,
-            &cur_m.compose.project,
-            &backup,
-        )?;
-        report.step(&format!("restored data from {}", backup.display()));
+    let prev_m = sd.release_manifest(p)?;
+    let cur_m = sd.release_manifest(c)?;
+    refuse_planted(sd, &prev_m, &cur_m.files)?;
+    if restore_data {
+        restore_backup(sd, engine, &cur_m, &prev_m, report)?;
     }
     sd.save_env(None)?;
-    journal(
-        &sd,
-        Op::Rollback,
-        Some(&cur.version),
-        &prev.version,
-        Phase::Files,
-    )?;
+    journal(sd, Op::Rollback, Some(c), p, Phase::Files)?;
     let mut notes = Vec::new();
-    sd.save_env(Some(&cur.version))?;
-    if let Some(n) = put_back_env(&sd, &prev.version, &cur.version)? {
+    sd.save_env(Some(c))?;
+    if let Some(n) = put_back_env(sd, p, c)? {
         report.step(&n);
         notes.push(n);
     }
-    let r = apply_release(
+    let opts = install_options(sd);
+    let applied = apply_release(
         Op::Rollback,
-        &sd,
-        engine.as_ref(),
-        &state,
+        sd,
+        engine,
+        state,
         &prev_m,
-        &iopts,
+        &opts,
         report,
         &mut notes,
     );
-    match r {
-        Ok(_) => {
-            state.current = Some(prev.clone());
-            state.previous = Some(cur.clone());
-            state.history.push(HistoryEntry {
-                time: state::now(),
-                action: Action::Rollback,
-                from: Some(cur.version.to_string()),
-                to: prev.version.to_string(),
-                outcome: Outcome::Ok,
-                message: notes.join("; "),
-            });
-            sd.save(&state)?;
-            sd.clear_journal()?;
-            Ok(format!(
-                "{} {}, running and healthy",
-                state.name, prev.version
-            ))
-        }
-        Err(f) => {
-            let back = restore(&sd, engine.as_ref(), &state, Some(&prev_m), &iopts, report);
-            sd.clear_journal()?;
-            match back {
-                Ok(w) => Err(InstallError::RolledBack {
-                    failed: format!("rollback to {} failed: {}", prev.version, f.reason),
-                    restored: w,
-                    logs: f.logs,
-                }),
-                Err(e) => Err(InstallError::RollbackFailed {
-                    failed: format!("rollback to {} failed: {}", prev.version, f.reason),
-                    restore: e,
-                }),
-            }
-        }
+    if let Err(f) = applied {
+        let back = restore(sd, engine, state, Some(&prev_m), &opts, report);
+        sd.clear_journal()?;
+        let failed = format!("rollback to {p} failed: {}", f.reason);
+        return Err(match back {
+            Ok(restored) => InstallError::RolledBack {
+                failed,
+                restored,
+                logs: f.logs,
+            },
+            Err(restore) => InstallError::RollbackFailed { failed, restore },
+        });
     }
+    state.current = Some(prev.clone());
+    state.previous = Some(cur.clone());
+    state.history.push(HistoryEntry {
+        time: state::now(),
+        action: Action::Rollback,
+        from: Some(c.to_string()),
+        to: p.to_string(),
+        outcome: Outcome::Ok,
+        message: notes.join("; "),
+    });
+    sd.save(state)?;
+    sd.clear_journal()?;
+    Ok(format!("{} {p}, running and healthy", state.name))
+}
+
+/// `--restore-data`: stops the current release (`cur_m`), then runs the
+/// restore hook on the newest backup taken by the upgrade from `prev_m`.
+fn restore_backup(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    cur_m: &Manifest,
+    prev_m: &Manifest,
+    report: &dyn Report,
+) -> Result<(), InstallError> {
+    let (c, p) = (&cur_m.version, &prev_m.version);
+    let Some(hook) = &prev_m.hooks.restore.clone().or(cur_m.hooks.restore.clone()) else {
+        return Err(InstallError::Input(
+            "--restore-data: the bundle declares no restore hook".into(),
+        ));
+    };
+    let backup = latest_backup(&sd.dir, p, c).ok_or_else(|| {
+        InstallError::Input(format!(
+            "--restore-data: no backup {p}-to-{c}-* under {}/backups",
+            sd.dir.display()
+        ))
+    })?;
+    // Stop the new version before touching its data.
+    let files = compose_files(&sd.fs()?, cur_m);
+    engine.compose(&sd.dir, &cur_m.compose.project, &files, &["stop"])?;
+    let script = [c, p]
+        .iter()
+        .map(|v| sd.release_dir(v).join("files").join(hook.as_str()))
+        .find(|s| s.exists())
+        .unwrap_or_else(|| sd.release_dir(p).join("files").join(hook.as_str()));
+    run_script(
+        sd,
+        &script,
+        hook,
+        "restore",
+        Some(c),
+        p,
+        &cur_m.compose.project,
+        &backup,
+    )?;
+    report.step(&format!("restored data from {}", backup.display()));
+    Ok(())
 }

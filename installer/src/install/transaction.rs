@@ -202,34 +202,43 @@ pub(crate) fn restore(
                 state.name, cur.version
             ))
         }
-        None => {
-            if let Some(f) = failed {
-                let files = compose_files(&sd.fs().map_err(|e| e.to_string())?, f);
-                let _ = engine.compose(
-                    &sd.dir,
-                    &f.compose.project,
-                    &files,
-                    &["down", "--remove-orphans"],
-                );
-                let fs = sd.fs().map_err(|e| e.to_string())?;
-                for x in &f.files {
-                    let p = Path::new(x.path.as_str());
-                    if sha_in(&fs, p).is_ok_and(|h| h.as_ref() == Some(&x.sha256)) {
-                        let _ = fs.remove_file(p);
-                        // Remove the parent dirs it needed, if now empty.
-                        let mut d = p.parent();
-                        while let Some(dir) = d.filter(|d| !d.as_os_str().is_empty()) {
-                            if fs.remove_dir(dir).is_err() {
-                                break;
-                            }
-                            d = dir.parent();
-                        }
+        None => undo_first_install(sd, engine, failed),
+    }
+}
+
+/// Undoes a failed first install (`failed`): stops its stack and removes
+/// the files it wrote that are still as it wrote them, with the dirs they
+/// needed once empty. `.env` and the state dir are kept.
+fn undo_first_install(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    failed: Option<&Manifest>,
+) -> Result<String, String> {
+    if let Some(f) = failed {
+        let files = compose_files(&sd.fs().map_err(|e| e.to_string())?, f);
+        let _ = engine.compose(
+            &sd.dir,
+            &f.compose.project,
+            &files,
+            &["down", "--remove-orphans"],
+        );
+        let fs = sd.fs().map_err(|e| e.to_string())?;
+        for x in &f.files {
+            let p = Path::new(x.path.as_str());
+            if sha_in(&fs, p).is_ok_and(|h| h.as_ref() == Some(&x.sha256)) {
+                let _ = fs.remove_file(p);
+                // Remove the parent dirs it needed, if now empty.
+                let mut d = p.parent();
+                while let Some(dir) = d.filter(|d| !d.as_os_str().is_empty()) {
+                    if fs.remove_dir(dir).is_err() {
+                        break;
                     }
+                    d = dir.parent();
                 }
             }
-            Ok("the state before the first install: the stack is stopped and its files removed (.env and the state dir are kept)".into())
         }
     }
+    Ok("the state before the first install: the stack is stopped and its files removed (.env and the state dir are kept)".into())
 }
 
 /// The install of `m` failed (`failure`): puts back the release on record
