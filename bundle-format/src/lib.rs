@@ -10,7 +10,8 @@
 //! 4. [`minisign`]: the signature over the manifest, checked before the
 //!    manifest is parsed;
 //! 5. [`bundle`]: the verifying reader; only it makes a
-//!    [`bundle::VerifiedManifest`].
+//!    [`bundle::VerifiedManifest`];
+//! 6. [`oci`]: the docker-archive and image-config JSON, typed once.
 //!
 //! And what both sides do the same way:
 //! 1. [`safefs`]: every write into a directory that someone else may write
@@ -31,6 +32,7 @@ pub mod compose;
 pub mod envfile;
 pub mod frames;
 pub mod minisign;
+pub mod oci;
 pub mod parts;
 pub mod readahead;
 pub mod safefs;

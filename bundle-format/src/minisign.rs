@@ -5,7 +5,8 @@
 //!
 //! Signature file: an `untrusted comment:` line; base64 of
 //! `"ED" || key_id[8] || sig[64]` where `sig` signs BLAKE2b-512(message)
-//! (`"Ed"`, legacy, signs the message itself); a `trusted comment:` line; and
+//! (the legacy `"Ed"` form, which signs the message itself, is refused:
+//! the bundler never writes it); a `trusted comment:` line; and
 //! base64 of a global signature over `sig || trusted_comment`, which binds the
 //! trusted comment to the signature.
 
@@ -129,10 +130,10 @@ impl PublicKey {
 /// Signature algorithm of a minisign signature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
-    /// `ED`: signs BLAKE2b-512 of the message (minisign's default).
+    /// `ED`: signs BLAKE2b-512 of the message (minisign's default, and the
+    /// only form the bundler writes; the legacy `Ed` form that signs the
+    /// message itself is refused).
     Prehashed,
-    /// `Ed`: signs the message itself (legacy).
-    Legacy,
 }
 
 /// A parsed minisign signature.
@@ -190,8 +191,12 @@ impl Signature {
         }
         let algorithm = match &sig[..2] {
             b"ED" => Algorithm::Prehashed,
-            b"Ed" => Algorithm::Legacy,
-            _ => return Err(bad("unknown algorithm (expected ED or Ed)")),
+            b"Ed" => {
+                return Err(bad(
+                    "legacy non-prehashed signature (Ed), which the bundler never writes; hint: sign with the bundler, or with minisign 0.8 or newer (ED)",
+                ))
+            }
+            _ => return Err(bad("unknown algorithm (expected ED)")),
         };
         Ok(Signature {
             algorithm,
@@ -208,7 +213,6 @@ impl Signature {
         let mut b = Vec::with_capacity(74);
         b.extend_from_slice(match self.algorithm {
             Algorithm::Prehashed => b"ED",
-            Algorithm::Legacy => b"Ed",
         });
         b.extend_from_slice(&self.key_id.0);
         b.extend_from_slice(&self.signature);
@@ -244,7 +248,6 @@ impl Signature {
         let sig = EdSignature::from_bytes(&self.signature);
         let ok = match self.algorithm {
             Algorithm::Prehashed => key.key.verify_strict(&prehash(message), &sig),
-            Algorithm::Legacy => key.key.verify_strict(message, &sig),
         };
         ok.map_err(|_| MinisignError::Mismatch(key.id.to_string()))?;
         let mut global_msg = self.signature.to_vec();
@@ -290,6 +293,22 @@ mod tests {
             key: sk.verifying_key(),
         };
         (sk, pk)
+    }
+
+    #[test]
+    fn legacy_signatures_of_the_message_itself_are_refused() {
+        use base64::engine::general_purpose::STANDARD as B64;
+        use base64::Engine as _;
+        let (sk, pk) = key(2);
+        let good = sign(&sk, pk.id, b"hello", "t");
+        // The same file, but the legacy algorithm over the message itself.
+        let mut raw = b"Ed".to_vec();
+        raw.extend_from_slice(&good.key_id.0);
+        raw.extend_from_slice(&sk.sign(b"hello").to_bytes());
+        let line = good.to_file().lines().nth(1).unwrap().to_owned();
+        let legacy = good.to_file().replace(&line, &B64.encode(&raw));
+        let e = Signature::parse(&legacy).unwrap_err().to_string();
+        assert!(e.contains("legacy non-prehashed signature (Ed)"), "{e}");
     }
 
     #[test]

@@ -369,13 +369,7 @@ pub fn layout_files(images: &[ImageEntry]) -> Vec<(String, Vec<u8>)> {
     let docker: Vec<_> = images
         .iter()
         .filter(|i| seen.insert(i.name.clone()))
-        .map(|i| {
-            json!({
-                "Config": format!("blobs/sha256/{}", i.config.digest.hex()),
-                "RepoTags": [i.name],
-                "Layers": i.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect::<Vec<_>>(),
-            })
-        })
+        .map(bundle_format::oci::DockerArchiveImage::of)
         .collect();
     vec![
         (

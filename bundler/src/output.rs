@@ -64,7 +64,7 @@ impl<W: Write> Write for Hashing<W> {
 /// How much is written between two background `fdatasync`s.
 const SYNC_EVERY: u64 = 64 << 20;
 
-/// A file flushed to disk while it is written: every [`SYNC_EVERY`] bytes a
+/// A file flushed to disk while it is written: every `SYNC_EVERY` bytes a
 /// helper thread `fdatasync`s what is there so far, so the final sync waits
 /// for the last stretch, not for the whole bundle. (With plenty of RAM the
 /// kernel would otherwise keep gigabytes dirty until that final sync: 0.6 s

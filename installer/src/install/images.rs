@@ -80,16 +80,9 @@ pub fn ensure_images(
 pub(crate) fn config_diff_ids(sd: &StateDir, img: &ImageEntry) -> Result<Vec<String>, String> {
     let p = sd.blob(&img.config.digest);
     let b = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&b).map_err(|e| format!("config of {}: {e}", img.name))?;
-    Ok(v["rootfs"]["diff_ids"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default())
+    Ok(bundle_format::oci::ImageConfig::parse(&b, img)?
+        .rootfs
+        .diff_ids)
 }
 
 /// Streams a docker-archive of one image from the blob store, leaving out
@@ -100,18 +93,14 @@ pub fn write_docker_archive(
     img: &ImageEntry,
     skip: usize,
 ) -> io::Result<()> {
-    let manifest = serde_json::json!([{
-        "Config": format!("blobs/sha256/{}", img.config.digest.hex()),
-        "RepoTags": [img.name],
-        "Layers": img.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect::<Vec<_>>(),
-    }]);
+    let manifest = [bundle_format::oci::DockerArchiveImage::of(img)];
     let mut tar = TarWriter::new(w, 0);
     tar.file("manifest.json", &serde_json::to_vec(&manifest)?, 0o644)?;
     let mut buf = vec![0u8; 256 * 1024];
     let blobs = std::iter::once(&img.config).chain(img.layers.iter().skip(skip));
     for d in blobs {
         let mut f = std::fs::File::open(sd.blob(&d.digest))?;
-        tar.header(&format!("blobs/sha256/{}", d.digest.hex()), d.size, 0o644)?;
+        tar.header(&bundle_format::oci::blob_path(&d.digest), d.size, 0o644)?;
         let mut left = d.size;
         while left > 0 {
             let want = left.min(buf.len() as u64) as usize;
