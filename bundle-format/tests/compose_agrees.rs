@@ -4,6 +4,9 @@
 //! override files and profiles. Where compose runs, its answer is the
 //! authority; the built-in one stands in where it does not.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::process::Command;
 

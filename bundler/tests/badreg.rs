@@ -3,6 +3,9 @@
 //! stalled bodies. The bundler retries within a bound, then fails naming
 //! the blob, and never writes an unverified blob into its cache or a bundle.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use fixtures::badreg::{BadRegistry, Fault};

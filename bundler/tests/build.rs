@@ -1,6 +1,9 @@
 //! `bundler` against the real loopback registry, checked by independent
 //! tools: minisign, skopeo, umoci and a real `docker load`.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::Command;
 

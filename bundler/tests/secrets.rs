@@ -3,6 +3,9 @@
 //! registry password (plain and as Docker's base64 `user:password`) and the
 //! key password.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 use base64::Engine as _;

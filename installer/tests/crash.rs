@@ -4,6 +4,9 @@
 //! builds the test binaries with it); `return(crash)` aborts the process at
 //! that point with no cleanup, as a power cut would.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use fixtures::harness::{shared, tree_hash, Host, Ran, Tmpfs, Vendor};
 
 /// The install phases, in order, with a fault point after (or inside) each.

@@ -2,6 +2,9 @@
 //! the installer refuses a delta whose blobs it lacks and otherwise installs
 //! it exactly as the full bundle.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 

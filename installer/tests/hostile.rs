@@ -3,6 +3,9 @@
 //! exit code, leaving the install dir byte-identical and the engine's image
 //! list unchanged.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -2,6 +2,9 @@
 //! whichever phase they hit; a second install on the same dir while one
 //! runs is refused by the lock.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,9 @@
 //! manual rollback, refusal of a tampered bundle. Each test runs its own
 //! dockerd, so image lists and compose projects never mix.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use fixtures::harness::{append_to_spec, capture, shared, tree_hash, Host, Vendor};
 
 fn lifecycle(compose: Option<&'static str>) {

@@ -2,6 +2,9 @@
 //! the signed index, problems named by part number, install straight from
 //! the parts.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 use fixtures::harness::{

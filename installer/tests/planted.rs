@@ -8,6 +8,9 @@
 //! without following the link; never write a byte outside the install dir,
 //! never change `.env`, never stop the running release, and never exit 5.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,9 @@
 //! The installer on podman 4.3 (runc, cgroupfs) with podman-compose:
 //! install, upgrade, automatic rollback of the broken v3.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 use fixtures::harness::{capture, free_port, shared, target_bin, Podman, Vendor};

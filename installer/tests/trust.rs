@@ -1,6 +1,9 @@
 //! Trusted keys: add a vendor's next key, revoke the old one, refuse
 //! bundles signed only by a revoked key; list backups.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use fixtures::harness::{shared, Host, Vendor};
 
 #[test]

@@ -9,6 +9,9 @@
 //! - the operator's override file is passed to compose after the bundle's
 //!   files and kept byte for byte.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use fixtures::harness::{shared, tree_hash, Host, Vendor};

@@ -1,6 +1,9 @@
 //! The committed JSON Schemas must match the types. Regenerate with
 //! `UPDATE_SCHEMA=1 cargo test -p manifest-schema --test schema`.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 fn check(file: &str, generated: String) {
