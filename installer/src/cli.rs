@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::bundle::{self, BundleError, Discard};
-use crate::engine::{Cli as EngineCli, Engine};
+use crate::engine::Engine;
 use crate::install::{self, InstallError, InstallOptions, Report, RollbackOptions, Stderr};
 use crate::minisign::PublicKey;
 use crate::state::StateDir;
@@ -251,8 +251,7 @@ fn interrupted_flag() -> Arc<AtomicBool> {
 }
 
 fn engine(args: &EngineArgs) -> Result<Box<dyn Engine>, crate::engine::EngineError> {
-    EngineCli::detect(args.engine.name(), args.compose.as_deref())
-        .map(|e| Box::new(e) as Box<dyn Engine>)
+    crate::engine::detect(args.engine.name(), args.compose.as_deref())
 }
 
 /// Runs a command.

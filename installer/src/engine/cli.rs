@@ -1,0 +1,295 @@
+//! What every engine CLI shares, generic over a [`Flavor`] (the engine's
+//! own differences), and the command runner.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, Write};
+use std::marker::PhantomData;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use super::{ComposeCli, Container, Engine, EngineError};
+
+/// What one engine does its own way.
+pub trait Flavor: fmt::Debug + 'static {
+    /// `docker`, `podman`.
+    const KIND: &'static str;
+    /// The variable that overrides the binary's path.
+    const BIN_VAR: &'static str;
+    /// The `info --format` that proves the daemon answers.
+    const INFO_FORMAT: &'static str;
+    /// Whether `load` may leave out layer files the engine has.
+    const SKIPS_PRESENT_LAYERS: bool;
+    /// The composes to try, in order, for the binary `bin`.
+    fn composes(bin: &str) -> Vec<String>;
+    /// Runs before the project's containers are inspected.
+    fn before_inspect(_engine: &CliEngine<Self>, _ids: &[String])
+    where
+        Self: Sized,
+    {
+    }
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn tail(b: &[u8], n: usize) -> String {
+    let s = String::from_utf8_lossy(b);
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The non-empty lines of a command's stdout.
+fn lines(out: Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Runs a command, capturing output; a non-zero exit is an error.
+pub fn run(cmd: &mut Command, hint: &'static str) -> Result<Output, EngineError> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| EngineError::Spawn {
+            cmd: show(cmd),
+            source: e,
+            hint,
+        })?;
+    if !out.status.success() {
+        return Err(EngineError::Failed {
+            cmd: show(cmd),
+            status: out.status.to_string(),
+            stderr: tail(&out.stderr, 15),
+        });
+    }
+    Ok(out)
+}
+
+/// An engine driven through its CLI.
+#[derive(Debug)]
+pub struct CliEngine<F: Flavor> {
+    bin: String,
+    compose: ComposeCli,
+    flavor: PhantomData<F>,
+}
+
+impl<F: Flavor> CliEngine<F> {
+    /// The engine's binary (`$BIN_VAR` overrides its name) with the given
+    /// compose, else the flavor's first that answers.
+    pub fn detect(compose: Option<&str>) -> Result<Self, EngineError> {
+        let bin = std::env::var(F::BIN_VAR).unwrap_or_else(|_| F::KIND.into());
+        let compose = ComposeCli::choose(compose, &F::composes(&bin))?;
+        Ok(CliEngine {
+            bin,
+            compose,
+            flavor: PhantomData,
+        })
+    }
+
+    /// A command for the engine's binary.
+    pub fn cmd(&self) -> Command {
+        Command::new(&self.bin)
+    }
+}
+
+const ENGINE_HINT: &str =
+    "install the engine's CLI, or check that its daemon runs and DOCKER_HOST points at it";
+
+impl<F: Flavor> Engine for CliEngine<F> {
+    fn kind(&self) -> &'static str {
+        F::KIND
+    }
+
+    fn info(&self) -> Result<(), EngineError> {
+        run(
+            self.cmd().args(["info", "--format", F::INFO_FORMAT]),
+            ENGINE_HINT,
+        )
+        .map(|_| ())
+    }
+
+    fn image_id(&self, name: &str) -> Result<Option<String>, EngineError> {
+        let out = self
+            .cmd()
+            .args(["image", "inspect", "--format", "{{.Id}}", name])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| EngineError::Spawn {
+                cmd: format!("{} image inspect", self.bin),
+                source: e,
+                hint: ENGINE_HINT,
+            })?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok(Some(if id.starts_with("sha256:") {
+            id
+        } else {
+            format!("sha256:{id}")
+        }))
+    }
+
+    fn images(&self) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
+        let ids = lines(run(
+            self.cmd().args(["image", "ls", "-q", "--no-trunc"]),
+            ENGINE_HINT,
+        )?);
+        let mut map = BTreeMap::new();
+        if ids.is_empty() {
+            return Ok(map);
+        }
+        let mut c = self.cmd();
+        c.args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{json .RootFS.Layers}}",
+        ]);
+        c.args(&ids);
+        let out = run(&mut c, ENGINE_HINT)?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let (id, layers) = line.split_once(' ').unwrap_or((line, ""));
+            let id = if id.starts_with("sha256:") {
+                id.to_owned()
+            } else {
+                format!("sha256:{id}")
+            };
+            map.insert(
+                id,
+                serde_json::from_str::<Vec<String>>(layers).unwrap_or_default(),
+            );
+        }
+        Ok(map)
+    }
+
+    fn load(
+        &self,
+        write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), EngineError> {
+        let mut c = self.cmd();
+        c.arg("load");
+        let cmd = show(&c);
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| EngineError::Spawn {
+                cmd: cmd.clone(),
+                source: e,
+                hint: ENGINE_HINT,
+            })?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let streamed = write(&mut stdin).and_then(|()| stdin.flush());
+        drop(stdin);
+        let out = child.wait_with_output().map_err(|e| EngineError::Stream {
+            cmd: cmd.clone(),
+            source: e,
+        })?;
+        // The child's own complaint explains a broken pipe better than the pipe.
+        if !out.status.success() {
+            return Err(EngineError::Failed {
+                cmd,
+                status: out.status.to_string(),
+                stderr: tail(&out.stderr, 15),
+            });
+        }
+        if let Err(e) = streamed {
+            return Err(EngineError::Stream { cmd, source: e });
+        }
+        Ok(())
+    }
+
+    fn tag(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        run(self.cmd().args(["tag", id, name]), ENGINE_HINT).map(|_| ())
+    }
+
+    fn skips_present_layers(&self) -> bool {
+        F::SKIPS_PRESENT_LAYERS
+    }
+
+    fn compose(
+        &self,
+        dir: &Path,
+        project: &str,
+        files: &[String],
+        args: &[&str],
+    ) -> Result<Output, EngineError> {
+        let mut c = self.compose.command();
+        c.current_dir(dir);
+        if self.compose.dialect != super::compose::Dialect::PodmanCompose {
+            c.arg("--project-directory").arg(dir);
+        }
+        c.args(["-p", project]);
+        for f in files {
+            c.arg("-f").arg(dir.join(f));
+        }
+        c.args(self.compose.args(args));
+        run(
+            &mut c,
+            "check the compose files and that the compose CLI works",
+        )
+    }
+
+    fn containers(&self, project: &str) -> Result<Vec<Container>, EngineError> {
+        let ids = lines(run(
+            self.cmd()
+                .args(["ps", "-a", "-q", "--no-trunc", "--filter"])
+                .arg(format!("label=com.docker.compose.project={project}")),
+            ENGINE_HINT,
+        )?);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        F::before_inspect(self, &ids);
+        let mut c = self.cmd();
+        c.args([
+            "inspect",
+            "--format",
+            "{{.Name}}|{{index .Config.Labels \"com.docker.compose.service\"}}|{{.State.Status}}|{{.State.ExitCode}}|{{if .State.Health}}{{.State.Health.Status}}{{end}}|{{.Image}}",
+        ]);
+        c.args(&ids);
+        let out = run(&mut c, ENGINE_HINT)?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let p: Vec<&str> = l.split('|').collect();
+                (p.len() == 6).then(|| Container {
+                    name: p[0].trim_start_matches('/').to_owned(),
+                    service: p[1].to_owned(),
+                    status: p[2].to_owned(),
+                    exit_code: p[3].parse().unwrap_or(-1),
+                    health: p[4].to_owned(),
+                    image_id: p[5].to_owned(),
+                })
+            })
+            .collect())
+    }
+
+    fn logs(&self, container: &str, n: usize) -> String {
+        self.cmd()
+            .args(["logs", "--tail", &n.to_string(), container])
+            .stdin(Stdio::null())
+            .output()
+            .map(|o| {
+                let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
+                s.push_str(&String::from_utf8_lossy(&o.stderr));
+                s.trim_end().to_owned()
+            })
+            .unwrap_or_default()
+    }
+
+    fn compose_name(&self) -> String {
+        self.compose.to_string()
+    }
+}

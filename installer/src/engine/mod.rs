@@ -1,0 +1,145 @@
+//! The container engine behind a trait. Each engine is a file:
+//!
+//! 1. [`cli`]: what every engine CLI shares (`image inspect`, `load`, `tag`,
+//!    `ps`, `logs`), generic over a [`cli::Flavor`], and the command runner
+//!    that carries the child's stderr into its errors;
+//! 2. [`docker`] and [`podman`]: each engine's [`cli::Flavor`];
+//! 3. [`compose`]: which compose runs, and its dialect, told by its
+//!    `version` output, never by its name.
+//!
+//! Adding an engine is one file with its flavor and one arm in [`detect`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::Output;
+
+pub mod cli;
+pub mod compose;
+pub mod docker;
+pub mod podman;
+
+pub use cli::{run, CliEngine};
+pub use compose::ComposeCli;
+
+/// Errors from the engine or compose, with the child's stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A command could not start.
+    #[error("cannot run `{cmd}`: {source}; hint: {hint}")]
+    Spawn {
+        /// The command line.
+        cmd: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+        /// The next step.
+        hint: &'static str,
+    },
+    /// A command failed.
+    #[error("`{cmd}` failed ({status}): {stderr}")]
+    Failed {
+        /// The command line.
+        cmd: String,
+        /// Exit status.
+        status: String,
+        /// Last lines of stderr.
+        stderr: String,
+    },
+    /// Streaming into a command failed.
+    #[error("streaming into `{cmd}`: {source}")]
+    Stream {
+        /// The command line.
+        cmd: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// `--engine` named an engine this installer does not drive.
+    #[error("unknown engine {0:?}; this installer drives docker and podman; hint: pass --engine docker or --engine podman")]
+    Unknown(String),
+    /// No compose implementation was found.
+    #[error("no compose found (tried {tried}); hint: install the docker compose plugin or docker-compose, or pass --compose")]
+    NoCompose {
+        /// What was tried.
+        tried: String,
+    },
+}
+
+/// A container of the project, as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// Container name.
+    pub name: String,
+    /// Compose service.
+    pub service: String,
+    /// `running`, `exited`, …
+    pub status: String,
+    /// Exit code when exited.
+    pub exit_code: i64,
+    /// Healthcheck status (`healthy`, `starting`, `unhealthy`) or empty.
+    pub health: String,
+    /// Image ID it runs.
+    pub image_id: String,
+}
+
+/// What the installer needs from an engine.
+pub trait Engine: fmt::Debug {
+    /// `docker` or `podman`.
+    fn kind(&self) -> &'static str;
+    /// Checks that the engine answers.
+    fn info(&self) -> Result<(), EngineError>;
+    /// The image ID a name points to, if any.
+    fn image_id(&self, name: &str) -> Result<Option<String>, EngineError>;
+    /// Every image ID with its layer diff IDs.
+    fn images(&self) -> Result<BTreeMap<String, Vec<String>>, EngineError>;
+    /// Streams a docker-archive into the engine's load.
+    fn load(
+        &self,
+        write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), EngineError>;
+    /// Tags an image.
+    fn tag(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    /// Whether `load` may omit layer files the engine already has.
+    fn skips_present_layers(&self) -> bool;
+    /// Runs compose with `args` for a project.
+    fn compose(
+        &self,
+        dir: &Path,
+        project: &str,
+        files: &[String],
+        args: &[&str],
+    ) -> Result<Output, EngineError>;
+    /// The project's containers.
+    fn containers(&self, project: &str) -> Result<Vec<Container>, EngineError>;
+    /// The last `n` log lines of a container.
+    fn logs(&self, container: &str, n: usize) -> String;
+    /// A description of the compose in use.
+    fn compose_name(&self) -> String;
+}
+
+/// The engine named `kind` with a compose (`compose`, else the first that
+/// answers): an engine this installer does not drive is refused, never
+/// replaced by another.
+pub fn detect(kind: &str, compose: Option<&str>) -> Result<Box<dyn Engine>, EngineError> {
+    match kind {
+        "docker" => Ok(Box::new(CliEngine::<docker::Docker>::detect(compose)?)),
+        "podman" => Ok(Box::new(CliEngine::<podman::Podman>::detect(compose)?)),
+        other => Err(EngineError::Unknown(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_engine_is_refused_not_replaced_by_docker() {
+        let e = detect("nerdctl", None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "unknown engine \"nerdctl\"; this installer drives docker and podman; hint: pass --engine docker or --engine podman"
+        );
+    }
+}

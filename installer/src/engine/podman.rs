@@ -1,0 +1,33 @@
+//! Podman: `podman`, with `podman compose` or `podman-compose`.
+
+use std::process::Stdio;
+
+use super::cli::{CliEngine, Flavor};
+
+/// Podman's flavor.
+#[derive(Debug)]
+pub struct Podman;
+
+impl Flavor for Podman {
+    const KIND: &'static str = "podman";
+    const BIN_VAR: &'static str = "INSTALLER_PODMAN";
+    const INFO_FORMAT: &'static str = "{{.Version.Version}}";
+    // Podman's load opens every layer file it is given.
+    const SKIPS_PRESENT_LAYERS: bool = false;
+
+    fn composes(bin: &str) -> Vec<String> {
+        vec![format!("{bin} compose"), "podman-compose".into()]
+    }
+
+    /// Podman schedules healthchecks with systemd timers; on a host without
+    /// systemd nothing runs them, so they run here.
+    fn before_inspect(engine: &CliEngine<Self>, ids: &[String]) {
+        for id in ids {
+            let _ = engine
+                .cmd()
+                .args(["healthcheck", "run", id])
+                .stdin(Stdio::null())
+                .output();
+        }
+    }
+}
