@@ -171,3 +171,61 @@ pub fn wait(
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fake::FakeEngine;
+    use rstest::rstest;
+
+    fn c(status: &str, exit_code: i64, health: &str) -> Container {
+        Container {
+            name: "demo-web-1".into(),
+            service: "web".into(),
+            status: status.into(),
+            exit_code,
+            health: health.into(),
+            image_id: "sha256:1".into(),
+        }
+    }
+
+    #[rstest]
+    #[case::running(c("running", 0, ""), true, Ok(true))]
+    #[case::healthy(c("running", 0, "healthy"), true, Ok(true))]
+    #[case::starting(c("running", 0, "starting"), true, Ok(false))]
+    #[case::starting_but_checks_off(c("running", 0, "starting"), false, Ok(true))]
+    #[case::one_shot_done(c("exited", 0, ""), true, Ok(true))]
+    #[case::created(c("created", 0, ""), true, Ok(false))]
+    #[case::crashed(c("exited", 3, ""), true, Err("container demo-web-1 (service web) is exited with exit code 3".to_string()))]
+    #[case::unhealthy(c("running", 0, "unhealthy"), true, Err("container demo-web-1 (service web) failed its healthcheck".to_string()))]
+    fn a_container_state_decides_health(
+        #[case] container: Container,
+        #[case] compose_checks: bool,
+        #[case] want: Result<bool, String>,
+    ) {
+        assert_eq!(
+            check(&[container], compose_checks).map_err(|u| u.reason),
+            want
+        );
+    }
+
+    #[test]
+    fn waiting_ends_at_the_first_failure_naming_the_container() {
+        let e = FakeEngine::default();
+        *e.containers.borrow_mut() = vec![
+            vec![c("running", 0, "starting")],
+            vec![c("running", 0, "unhealthy")],
+        ];
+        let u = wait(&e, "demo", None, true, Duration::from_secs(30), &|| false).unwrap_err();
+        assert_eq!(u.container.as_deref(), Some("demo-web-1"));
+        assert!(u.reason.contains("failed its healthcheck"), "{}", u.reason);
+        let u = wait(&e, "demo", None, true, Duration::from_secs(30), &|| true).unwrap_err();
+        assert_eq!(u.reason, "interrupted while waiting for health");
+        *e.containers.borrow_mut() = vec![vec![]];
+        let u = wait(&e, "demo", None, true, Duration::ZERO, &|| false).unwrap_err();
+        assert_eq!(
+            u.reason,
+            "not healthy after 0s: no container of the project is running"
+        );
+    }
+}

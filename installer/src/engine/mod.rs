@@ -18,6 +18,8 @@ use std::process::Output;
 pub mod cli;
 pub mod compose;
 pub mod docker;
+#[cfg(test)]
+pub mod fake;
 pub mod podman;
 
 pub use cli::{run, CliEngine};

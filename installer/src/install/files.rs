@@ -149,3 +149,30 @@ pub(crate) fn copy_into(fs: &Root, src: &Path, rel: &Path, mode: u32) -> Result<
     let data = std::fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
     fs.write(rel, &data, mode).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn d(n: u8) -> Digest {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+            .parse()
+            .unwrap()
+    }
+
+    #[rstest]
+    #[case::absent(None, &[], FileAction::Write)]
+    #[case::already_new(Some(2), &[1], FileAction::Unchanged)]
+    #[case::written_by_a_release(Some(1), &[1, 2], FileAction::Replace)]
+    #[case::edited_by_the_operator(Some(9), &[1, 2], FileAction::KeepEdited)]
+    #[case::nothing_known(Some(9), &[], FileAction::KeepEdited)]
+    fn each_managed_file_gets_one_action(
+        #[case] now: Option<u8>,
+        #[case] known: &[u8],
+        #[case] want: FileAction,
+    ) {
+        let known: BTreeSet<Digest> = known.iter().map(|k| d(*k)).collect();
+        assert_eq!(decide(now.map(d).as_ref(), &d(2), Some(&known)), want);
+    }
+}

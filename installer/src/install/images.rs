@@ -6,6 +6,23 @@ use super::*;
 /// Images of a release: (name, image ID) of each, and the names loaded now.
 pub type Loaded = (Vec<(String, String)>, Vec<String>);
 
+/// How many bottom layers of an image with `diff_ids` the engine has
+/// already: the longest common prefix with an image it holds. A layer is
+/// its content in the context of those below it (the chain ID), so only a
+/// prefix counts, never a layer that matches higher up.
+pub fn layers_present(existing: &BTreeMap<String, Vec<String>>, diff_ids: &[String]) -> usize {
+    existing
+        .values()
+        .map(|have| {
+            have.iter()
+                .zip(diff_ids)
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Makes every image of `m` for this host present and tagged.
 pub fn ensure_images(
     sd: &StateDir,
@@ -41,16 +58,7 @@ pub fn ensure_images(
         }
         let diff_ids = config_diff_ids(sd, img)?;
         let skip = if engine.skips_present_layers() {
-            existing
-                .values()
-                .map(|have| {
-                    have.iter()
-                        .zip(&diff_ids)
-                        .take_while(|(a, b)| a == b)
-                        .count()
-                })
-                .max()
-                .unwrap_or(0)
+            layers_present(&existing, &diff_ids)
         } else {
             0
         };
@@ -118,4 +126,34 @@ pub fn write_docker_archive(
     }
     tar.finish()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn ids(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[rstest]
+    #[case::nothing_there("", "a b c", 0)]
+    #[case::same_base("x a b | a b y", "a b c", 2)]
+    #[case::whole_image("a b c", "a b c", 3)]
+    #[case::match_higher_up_does_not_count("z b c", "a b c", 0)]
+    #[case::longest_of_several("a | a b | q", "a b c", 2)]
+    fn only_a_common_bottom_prefix_is_left_out(
+        #[case] have: &str,
+        #[case] want: &str,
+        #[case] skip: usize,
+    ) {
+        let existing: BTreeMap<String, Vec<String>> = have
+            .split('|')
+            .filter(|x| !x.trim().is_empty())
+            .enumerate()
+            .map(|(i, x)| (format!("sha256:{i}"), ids(x)))
+            .collect();
+        assert_eq!(layers_present(&existing, &ids(want)), skip);
+    }
 }

@@ -482,3 +482,75 @@ fn host_problems(
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fake::FakeEngine;
+
+    /// A signed-manifest stand-in: the fuzz seed's manifest, edited.
+    fn manifest(edit: &[(&str, &str)]) -> Manifest {
+        let mut text = include_str!("../../../fuzz/seeds/manifest/manifest.json").to_owned();
+        for (from, to) in edit {
+            assert!(text.contains(from), "{from}");
+            text = text.replace(from, to);
+        }
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn every_problem_is_listed_together() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("opt");
+        std::fs::create_dir(&dir).unwrap();
+        // Not empty, not an install; .env planted as a link to elsewhere.
+        std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.join(".env")).unwrap();
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let pk = crate::minisign::PublicKey {
+            id: crate::minisign::KeyId([7; 8]),
+            key: sk.verifying_key(),
+        };
+        let pk_file = t.path().join("vendor.pub");
+        std::fs::write(&pk_file, pk.to_file()).unwrap();
+        let plan = plan::plan(&InstallOptions {
+            dir: dir.clone(),
+            public_key: Some(pk_file),
+            ..Default::default()
+        })
+        .unwrap();
+        let engine: Result<Box<dyn Engine>, EngineError> = Ok(Box::new(FakeEngine {
+            info_error: Some("Cannot connect to the Docker daemon".into()),
+            ..Default::default()
+        }));
+        let m = manifest(&[
+            (
+                "\"min_installer_version\": \"0.1.0\"",
+                "\"min_installer_version\": \"99.0.0\"",
+            ),
+            (
+                "\"platform\": \"linux/amd64\"",
+                "\"platform\": \"linux/s390x\"",
+            ),
+        ]);
+        let fs = plan.sd.fs().unwrap();
+        let problems = preflight(&plan, &engine, &m, &fs, None, &read_env(&fs));
+        let has = |s: &str| problems.iter().any(|p| p.contains(s));
+        assert!(has("Cannot connect to the Docker daemon"), "{problems:#?}");
+        assert!(has("is not empty and is not an install"), "{problems:#?}");
+        assert!(
+            has("the bundle needs installer 99.0.0 or newer"),
+            "{problems:#?}"
+        );
+        let (os, arch) = host_platform();
+        assert!(
+            has(&format!("no images for this host's platform {os}/{arch}")),
+            "{problems:#?}"
+        );
+        assert!(
+            has("/.env is a symbolic link, not a regular file"),
+            "{problems:#?}"
+        );
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+    }
+}

@@ -36,9 +36,37 @@ pub fn rollback(
     let _lock = sd.lock()?;
     clear_staging(&sd);
     let mut state = sd.load()?;
-    match sd.journal() {
-        Some(j) => finish_interrupted(&sd, engine.as_ref(), &mut state, &j, report),
-        None => to_previous(&sd, engine.as_ref(), &mut state, opts.restore_data, report),
+    match rollback_to(&state, sd.journal()) {
+        RollbackTo::Interrupted(j) => {
+            finish_interrupted(&sd, engine.as_ref(), &mut state, &j, report)
+        }
+        RollbackTo::Previous => {
+            to_previous(&sd, engine.as_ref(), &mut state, opts.restore_data, report)
+        }
+        RollbackTo::Nowhere => Err(InstallError::Input(
+            "there is no previous release to roll back to".into(),
+        )),
+    }
+}
+
+/// What `installer rollback` does.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RollbackTo {
+    /// An operation was interrupted: put back the release on record.
+    Interrupted(Journal),
+    /// Go back to the previous release.
+    Previous,
+    /// Nothing to go back to.
+    Nowhere,
+}
+
+/// The decision, from the state and the journal: an interrupted operation
+/// is finished first, whatever else is on record.
+pub(crate) fn rollback_to(state: &State, journal: Option<Journal>) -> RollbackTo {
+    match (journal, &state.current, &state.previous) {
+        (Some(j), _, _) => RollbackTo::Interrupted(j),
+        (None, Some(_), Some(_)) => RollbackTo::Previous,
+        (None, _, _) => RollbackTo::Nowhere,
     }
 }
 
@@ -218,4 +246,48 @@ fn restore_backup(
     )?;
     report.step(&format!("restored data from {}", backup.display()));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(v: &str) -> Release {
+        Release {
+            version: v.parse().unwrap(),
+            files: vec![],
+            images: vec![],
+            key_id: "K".into(),
+            env: Default::default(),
+        }
+    }
+
+    #[test]
+    fn an_interrupted_operation_is_finished_before_anything_else() {
+        let journal = Journal {
+            op: Op::Rollback,
+            from: Some("2.0.0".into()),
+            to: "1.0.0".into(),
+            phase: Phase::Images,
+            started: "t".into(),
+        };
+        let mut state = State {
+            name: "demo".into(),
+            current: Some(release("2.0.0")),
+            previous: Some(release("1.0.0")),
+            history: vec![],
+        };
+        assert_eq!(
+            rollback_to(&state, Some(journal.clone())),
+            RollbackTo::Interrupted(journal.clone())
+        );
+        assert_eq!(rollback_to(&state, None), RollbackTo::Previous);
+        state.previous = None;
+        assert_eq!(rollback_to(&state, None), RollbackTo::Nowhere);
+        state.current = None;
+        assert_eq!(
+            rollback_to(&state, Some(journal.clone())),
+            RollbackTo::Interrupted(journal)
+        );
+    }
 }
