@@ -63,6 +63,25 @@ impl Kind {
         }
     }
 
+    /// What `md` (from `symlink_metadata`) describes.
+    pub fn of_metadata(md: &std::fs::Metadata) -> Kind {
+        use std::os::unix::fs::FileTypeExt;
+        let t = md.file_type();
+        if t.is_symlink() {
+            Kind::Link
+        } else if t.is_dir() {
+            Kind::Dir
+        } else if t.is_file() {
+            Kind::File
+        } else if t.is_fifo() {
+            Kind::Fifo
+        } else if t.is_socket() {
+            Kind::Socket
+        } else {
+            Kind::Device
+        }
+    }
+
     /// "a symbolic link", "a fifo", …
     pub fn describe(self) -> &'static str {
         match self {

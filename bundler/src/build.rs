@@ -701,24 +701,13 @@ fn set_readable(f: &std::fs::File, path: &Path) -> Result<(), BuildError> {
 /// the bundle goes is worth an error, not a silent replacement (CWE-59).
 fn refuse_non_file(path: &Path) -> Result<(), BuildError> {
     use bundle_format::safefs::{Kind, Refused};
-    use std::os::unix::fs::FileTypeExt;
-    let Ok(md) = std::fs::symlink_metadata(path) else {
-        return Ok(());
+    let found = match std::fs::symlink_metadata(path) {
+        Ok(md) => Kind::of_metadata(&md),
+        Err(_) => return Ok(()),
     };
-    let t = md.file_type();
-    let found = if t.is_file() {
+    if found == Kind::File {
         return Ok(());
-    } else if t.is_symlink() {
-        Kind::Link
-    } else if t.is_dir() {
-        Kind::Dir
-    } else if t.is_fifo() {
-        Kind::Fifo
-    } else if t.is_socket() {
-        Kind::Socket
-    } else {
-        Kind::Device
-    };
+    }
     Err(BuildError::Option(
         Refused {
             path: path.to_owned(),

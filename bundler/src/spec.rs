@@ -358,6 +358,14 @@ mod tests {
         load(&dir.join("bundle.yaml")).unwrap()
     }
 
+    /// What the completeness check refuses, with vendor/app:1.4.2 bundled.
+    fn problems(spec: &Spec, dir: &Path) -> Vec<String> {
+        match check_complete(spec, dir, &["docker.io/vendor/app:1.4.2".into()]) {
+            Err(SpecError::Invalid { problems, .. }) => problems,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[rstest::rstest]
     #[case::built_in("none")]
     #[case::compose_decides("docker compose")]
@@ -365,13 +373,8 @@ mod tests {
         std::env::set_var("BUNDLER_COMPOSE", compose);
         let dir = tempfile::tempdir().unwrap();
         let spec = layered(dir.path(), false);
-        let SpecError::Invalid { problems, .. } =
-            check_complete(&spec, dir.path(), &["docker.io/vendor/app:1.4.2".into()]).unwrap_err()
-        else {
-            panic!()
-        };
         assert_eq!(
-            problems,
+            problems(&spec, dir.path()),
             [
                 "compose.yml: include names db.yml, which is not there; hint: add it to the files",
                 "compose.yml: service app: extends names base.yml, which is not there; hint: add it to the files",
@@ -380,13 +383,8 @@ mod tests {
         );
         // With the files bundled: the included db's image is not.
         let spec = layered(dir.path(), true);
-        let SpecError::Invalid { problems, .. } =
-            check_complete(&spec, dir.path(), &["docker.io/vendor/app:1.4.2".into()]).unwrap_err()
-        else {
-            panic!()
-        };
         assert_eq!(
-            problems,
+            problems(&spec, dir.path()),
             ["db.yml: service db uses image docker.io/library/postgres:16 (image: postgres:${PG:-16}, with PG unset), which is not in the bundle; hint: add it under images (pinned by digest), or under compose.external if the target has it"]
         );
         // Declared external, it passes; the extended image is the bundled one.

@@ -320,7 +320,7 @@ impl StateDir {
             out.push(
                 Refused {
                     path: self.root.clone(),
-                    found: kind_of(&md),
+                    found: Kind::of_metadata(&md),
                     wanted: Kind::Dir,
                 }
                 .to_string(),
@@ -351,7 +351,7 @@ impl StateDir {
                 let Ok(md) = fs::symlink_metadata(&p) else {
                     continue;
                 };
-                match kind_of(&md) {
+                match Kind::of_metadata(&md) {
                     Kind::Dir => walk(&p, out),
                     Kind::File => {}
                     k => out.push(
@@ -600,23 +600,5 @@ impl StateDir {
     /// The staging dir.
     pub fn staging(&self) -> PathBuf {
         self.root.join("staging")
-    }
-}
-
-fn kind_of(md: &fs::Metadata) -> Kind {
-    use std::os::unix::fs::FileTypeExt;
-    let t = md.file_type();
-    if t.is_symlink() {
-        Kind::Link
-    } else if t.is_dir() {
-        Kind::Dir
-    } else if t.is_file() {
-        Kind::File
-    } else if t.is_fifo() {
-        Kind::Fifo
-    } else if t.is_socket() {
-        Kind::Socket
-    } else {
-        Kind::Device
     }
 }

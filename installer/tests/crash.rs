@@ -27,10 +27,7 @@ fn crash_at(point: &str) {
     let (v1, v2) = (vendor.bundle("v1", &[]), vendor.bundle("v2", &[]));
     let host = Host::new(None);
     let dir = host.install_dir();
-    let pk = vendor.public_key.to_str().unwrap();
-    let port = format!("APP_PORT={}", host.port);
-    let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    host.install_first(&vendor, &v1);
     std::fs::write(dir.join("data/customer.db"), b"precious rows").unwrap();
     // The operator's own line, after the install: it must survive too.
     let mut env = std::fs::read(dir.join(".env")).unwrap();
@@ -180,10 +177,7 @@ fn a_crash_mid_rollback_is_reported_as_a_rollback() {
     let vendor = Vendor::new(&shared().registry);
     let (v1, v2) = (vendor.bundle("v1", &[]), vendor.bundle("v2", &[]));
     let host = Host::new(None);
-    let pk = vendor.public_key.to_str().unwrap();
-    let port = format!("APP_PORT={}", host.port);
-    let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    host.install_first(&vendor, &v1);
     let r = host.install(&v2, &["--set", "ADMIN_EMAIL=a@b.c"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 

@@ -86,10 +86,7 @@ fn planted_links_are_refused_or_ignored_and_nothing_outside_changes() {
     let (v1, v2) = (vendor.bundle("v1", &[]), vendor.bundle("v2", &[]));
     let host = Host::new(None);
     let dir = host.install_dir();
-    let pk = vendor.public_key.to_str().unwrap();
-    let port = format!("APP_PORT={}", host.port);
-    let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    host.install_first(&vendor, &v1);
     let r = host.install(&v2, &["--set", "ADMIN_EMAIL=ops@example.com"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // 1.0.0 runs and 2.0.0 is kept: both an upgrade and a rollback have

@@ -75,11 +75,8 @@ fn a_version_variable_moves_with_the_release_and_back() {
     let plain_v2 = vendor.bundle("v2", &[]);
     let host = Host::new(None);
     let dir = host.install_dir();
-    let pk = vendor.public_key.to_str().unwrap();
-    let port = format!("APP_PORT={}", host.port);
 
-    let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    host.install_first(&vendor, &v1);
     let env1 = env(&dir);
     assert!(env1.lines().any(|l| l == "WEB_TAG=1.0.0"), "{env1}");
     assert_eq!(web_runs(&host), "1.0.0");
@@ -170,10 +167,7 @@ fn the_override_file_is_honoured_and_an_edited_compose_file_cannot_run_the_old_i
     let (v1, v2) = (vendor.bundle("v1", &[]), vendor.bundle("v2", &[]));
     let host = Host::new(None);
     let dir = host.install_dir();
-    let pk = vendor.public_key.to_str().unwrap();
-    let port = format!("APP_PORT={}", host.port);
-    let r = host.install(&v1, &["--public-key", pk, "--set", &port]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    host.install_first(&vendor, &v1);
 
     // The operator's change, the compose way.
     let local = "services:\n  web:\n    labels:\n      ops.tuned: \"yes\"\n";
