@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs every system component the tests and the demo use: the registry,
-# docker 20.10 + compose v1/v2, podman, the independent checkers and the musl
+# docker 20.10 + compose v1/v2, podman, the independent checkers, the
+# credential helpers (docker-credential-pass with pass and gpg) and the musl
 # toolchain. Idempotent; safe to run on every CI start.
 set -euo pipefail
 
 need_apt=()
 want=(docker-registry skopeo umoci docker.io docker-compose podman runc
       podman-compose busybox-static musl-tools minisign apache2-utils zstd curl file
-      iproute2 ca-certificates openssl)
+      iproute2 ca-certificates openssl
+      golang-docker-credential-helpers pass gnupg)
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")
 done

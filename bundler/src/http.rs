@@ -71,7 +71,7 @@ pub struct HttpError {
     pub retry: Retry,
 }
 
-const LOGIN_HINT: &str = "log in with `docker login` (credentials are read from the Docker config) or set BUNDLER_REGISTRY_USERNAME/BUNDLER_REGISTRY_PASSWORD";
+const LOGIN_HINT: &str = "log in with `docker login` (credentials are read from the Docker config's credHelpers, credsStore or auths) or set BUNDLER_REGISTRY with BUNDLER_REGISTRY_USERNAME/BUNDLER_REGISTRY_PASSWORD";
 const REACH_HINT: &str =
     "check that the registry is reachable; for a plain-HTTP registry pass --insecure-registry HOST";
 const BUSY_HINT: &str = "the registry is overloaded or failing; run the build again later (finished blobs stay cached), or raise --attempts";
@@ -207,7 +207,11 @@ impl RegistryHttp {
     /// registry hands them out, else HTTP Basic with the user's credentials,
     /// else none.
     async fn authenticate(&self, reference: &Reference) -> Result<Option<HeaderValue>, HttpError> {
-        let creds = credentials_for(reference.registry());
+        let creds = credentials_for(reference.registry()).map_err(|e| HttpError {
+            message: e.to_string(),
+            hint: e.hint(),
+            retry: Retry::Never,
+        })?;
         let auth = match &creds {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.to_string()),
             None => RegistryAuth::Anonymous,

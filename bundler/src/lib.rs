@@ -13,6 +13,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod creds;
 pub mod frames;
 pub mod http;
 pub mod keys;

@@ -125,53 +125,7 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Environment variables that supply credentials for every registry.
-pub const USER_ENV: &str = "BUNDLER_REGISTRY_USERNAME";
-/// See [`USER_ENV`].
-pub const PASSWORD_ENV: &str = "BUNDLER_REGISTRY_PASSWORD";
-
-/// Reads credentials for `registry`: the env vars first, then the Docker
-/// config (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, `auths`).
-pub fn credentials_for(registry: &str) -> Option<Credentials> {
-    if let (Ok(u), Ok(p)) = (std::env::var(USER_ENV), std::env::var(PASSWORD_ENV)) {
-        return Some(Credentials {
-            username: u,
-            password: Zeroizing::new(p),
-        });
-    }
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
-    let text = Zeroizing::new(std::fs::read_to_string(dir.join("config.json")).ok()?);
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let auths = v.get("auths")?.as_object()?;
-    let entry = auths.iter().find_map(|(k, e)| {
-        let host = k
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or("");
-        let matches = host == registry
-            || (registry == "docker.io"
-                && (host == "index.docker.io" || host == "registry-1.docker.io"));
-        matches.then_some(e)
-    })?;
-    if let Some(a) = entry.get("auth").and_then(|a| a.as_str()) {
-        use base64::Engine as _;
-        let decoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(a).ok()?);
-        let s = std::str::from_utf8(&decoded).ok()?;
-        let (u, p) = s.split_once(':')?;
-        return Some(Credentials {
-            username: u.to_owned(),
-            password: Zeroizing::new(p.to_owned()),
-        });
-    }
-    Some(Credentials {
-        username: entry.get("username")?.as_str()?.to_owned(),
-        password: Zeroizing::new(entry.get("password")?.as_str()?.to_owned()),
-    })
-}
+pub use crate::creds::{credentials_for, PASSWORD_ENV, REGISTRY_ENV, USER_ENV};
 
 /// How to reach registries and where to cache.
 #[derive(Debug, Clone)]

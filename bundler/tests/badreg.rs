@@ -261,7 +261,8 @@ fn credentials_go_to_the_registry_and_not_to_where_it_redirects() {
     let dir = vendor.dir.path().join("app");
     let spec = fixtures::app::write_app("v1", reg.addr(), &dir).unwrap();
     let with_creds = |c: &mut std::process::Command| {
-        c.env("BUNDLER_REGISTRY_USERNAME", user)
+        c.env("BUNDLER_REGISTRY", reg.addr())
+            .env("BUNDLER_REGISTRY_USERNAME", user)
             .env("BUNDLER_REGISTRY_PASSWORD", password);
     };
     let mut pin = vendor.bundler();

@@ -312,6 +312,7 @@ fn registry_with_auth_uses_docker_config_and_never_prints_the_password() {
     // With env vars, and a wrong password: the error does not echo it.
     let r = capture(
         v.bundler()
+            .env("BUNDLER_REGISTRY", &s.auth_registry)
             .env("BUNDLER_REGISTRY_USERNAME", &s.auth.0)
             .env("BUNDLER_REGISTRY_PASSWORD", "wrong-password-xyz")
             .env("BUNDLER_CACHE_DIR", v.dir.path().join("cold"))

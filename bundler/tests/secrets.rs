@@ -26,6 +26,7 @@ fn no_command_prints_a_password() {
     let bundler = |key_pw: &str, reg_pw: &str| {
         let mut c = v.bundler();
         c.env("BUNDLER_KEY_PASSWORD", key_pw)
+            .env("BUNDLER_REGISTRY", &s.auth_registry)
             .env("BUNDLER_REGISTRY_USERNAME", user)
             .env("BUNDLER_REGISTRY_PASSWORD", reg_pw)
             .stdin(std::process::Stdio::null());
