@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A private dockerd (Debian's docker.io 20.10) with its own socket, data root,
+# A private dockerd (Debian's docker.io 20.10, or trixie's 26.1 with either
+# store: DOCKERD_VARIANT below) with its own socket, data root,
 # exec root and pidfile; no iptables changes.
 #
 #   scripts/dockerd.sh start DIR [POOL]  # socket at DIR/docker.sock; POOL 100-249 picks
@@ -13,12 +14,30 @@ set -euo pipefail
 cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || die "usage: dockerd.sh start|stop DIR"
 DOCKER=/usr/bin/docker
+# DOCKERD_VARIANT picks the engine: 20.10 (Debian's docker.io, classic
+# store, the default), 26 (trixie's 26.1 from $DOCKER26, overlay2) or
+# 26-containerd (the same with the containerd image store, the default of
+# Docker 29 and Docker Desktop). scripts/install-deps.sh unpacks 26.1.
+DOCKER26=${DOCKER26:-/opt/docker26}
+variant=${DOCKERD_VARIANT:-20.10}
+case "$variant" in
+20.10) dockerd=/usr/sbin/dockerd; store=(--storage-driver overlay2) ;;
+26) dockerd=$DOCKER26/usr/sbin/dockerd; store=(--storage-driver overlay2) ;;
+26-containerd)
+  dockerd=$DOCKER26/usr/sbin/dockerd
+  store=(--config-file "$dir/daemon.json" --storage-driver overlayfs) ;;
+*) die "unknown DOCKERD_VARIANT $variant (20.10, 26, 26-containerd)" ;;
+esac
 case "$cmd" in
 start)
   pool=${3:-$(( $(echo -n "$dir" | cksum | cut -d' ' -f1) % 150 + 100 ))}
   mkdir -p "$dir/data" "$dir/exec"
   stop_pidfile "$dir/dockerd.pid"
-  /usr/sbin/dockerd \
+  echo '{"features": {"containerd-snapshotter": true}}' >"$dir/daemon.json"
+  # 26.1 finds its own containerd first; runc is bookworm's (trixie's needs
+  # glibc 2.38).
+  [ "$variant" = 20.10 ] || export PATH="$DOCKER26/usr/bin:$DOCKER26/usr/sbin:$PATH"
+  "$dockerd" \
     -H "unix://$dir/docker.sock" \
     --data-root "$dir/data" \
     --exec-root "$dir/exec" \
@@ -26,7 +45,7 @@ start)
     --iptables=false --ip-masq=false --ip-forward=false \
     --bridge=none \
     --default-address-pool "base=10.$pool.0.0/16,size=24" \
-    --storage-driver overlay2 \
+    "${store[@]}" \
     --log-level warn \
     >"$dir/dockerd.log" 2>&1 &
   if ! wait_for $DOCKER -H "unix://$dir/docker.sock" info; then

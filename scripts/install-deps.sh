@@ -46,6 +46,28 @@ PY
   install -m 0755 "$bin" "$plugin_dir/docker-compose"
 fi
 
+# Docker 26.1 (trixie's docker.io, containerd and docker-cli), unpacked into
+# a private prefix for scripts/dockerd.sh's 26 and 26-containerd variants.
+# apt-get download with a trixie sources list kept in a private apt dir, so
+# the system's sources are untouched; trixie's runc needs glibc 2.38, so
+# bookworm's (in PATH) is used.
+docker26=${DOCKER26:-/opt/docker26}
+if [ ! -x "$docker26/usr/sbin/dockerd" ]; then
+  apt_dir=$(mktemp -d)
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
+  echo "deb http://deb.debian.org/debian trixie main" >"$apt_dir/sources.list"
+  apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o Dir::Etc::sourceparts=-
+            -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
+            -o APT::Sandbox::User=root)
+  apt-get "${apt_opts[@]}" update -qq
+  (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" download docker.io containerd docker-cli >/dev/null)
+  mkdir -p "$docker26"
+  for deb in "$apt_dir"/debs/*.deb; do dpkg-deb -x "$deb" "$docker26"; done
+  rm -f "$docker26/usr/bin/runc" "$docker26/usr/sbin/runc"
+  rm -rf "$apt_dir"
+  "$docker26/usr/sbin/dockerd" --version
+fi
+
 if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
   rustup target add x86_64-unknown-linux-musl
 fi

@@ -3,7 +3,7 @@
 //! bundle's layout, the installer streams it into `docker load`) and the part
 //! of an image config the installer reads.
 
-use manifest_schema::{Digest, ImageEntry};
+use manifest_schema::{Descriptor, Digest, ImageEntry};
 use serde::{Deserialize, Serialize};
 
 /// A blob's path inside an OCI layout or docker-archive.
@@ -72,5 +72,50 @@ impl ImageConfig {
             ));
         }
         Ok(c)
+    }
+}
+
+/// An OCI image layout's `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciIndex {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The images.
+    pub manifests: Vec<IndexEntry>,
+}
+
+/// One image of an [`OciIndex`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexEntry {
+    /// The manifest's media type.
+    pub media_type: String,
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// The manifest's size.
+    pub size: u64,
+    /// `org.opencontainers.image.ref.name`: the name to tag it with.
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl OciIndex {
+    /// An index of the one image whose manifest is `manifest`, named `name`
+    /// (in full: `docker.io/library/x:1`, as containerd's importer names
+    /// images).
+    pub fn single(manifest: &Descriptor, name: &str) -> Self {
+        OciIndex {
+            schema_version: 2,
+            manifests: vec![IndexEntry {
+                media_type: manifest.media_type.clone(),
+                digest: manifest.digest.clone(),
+                size: manifest.size,
+                annotations: [(
+                    "org.opencontainers.image.ref.name".to_owned(),
+                    name.to_owned(),
+                )]
+                .into(),
+            }],
+        }
     }
 }

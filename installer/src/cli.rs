@@ -443,7 +443,12 @@ pub fn run(cli: Cli) -> Result<()> {
             let state = sd.load()?;
             let keys = sd.trusted_keys()?;
             let revoked = sd.revoked_keys()?;
-            let containers = match (engine(&eargs), &state.current) {
+            let engine = engine(&eargs);
+            let engine_text = match &engine {
+                Ok(e) => e.describe(),
+                Err(e) => e.to_string(),
+            };
+            let containers = match (engine, &state.current) {
                 (Ok(e), Some(cur)) => {
                     let project = sd
                         .release_manifest(&cur.version)
@@ -472,6 +477,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     "revoked_keys": revoked.iter().map(|k| k.id.to_string()).collect::<Vec<_>>(),
                     "containers": containers.iter().map(|c| json!({"name": c.name, "service": c.service, "status": c.status, "health": c.health})).collect::<Vec<_>>(),
                     "override_file": override_file,
+                    "engine": engine_text,
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -493,6 +499,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if let Some(j) = journal {
                 println!("interrupted: {} of {} stopped in phase {}; run install again or `installer rollback`", j.op, j.to, j.phase);
             }
+            println!("engine: {engine_text}");
             if let Some(o) = &override_file {
                 println!("override file: {o} (yours: compose loads it after the bundle's files; kept as it is across upgrades and rollbacks)");
             }

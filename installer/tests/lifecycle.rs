@@ -5,16 +5,16 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use fixtures::harness::{append_to_spec, capture, shared, tree_hash, Host, Vendor};
+use fixtures::harness::{append_to_spec, capture, shared, tree_hash, Host, Variant, Vendor};
 
-fn lifecycle(compose: Option<&'static str>) {
+fn lifecycle(variant: Variant, compose: Option<&'static str>) {
     let vendor = Vendor::new(&shared().registry);
     let (v1, v2, v3) = (
         vendor.bundle("v1", &[]),
         vendor.bundle("v2", &[]),
         vendor.bundle("v3", &[]),
     );
-    let host = Host::new(compose);
+    let host = Host::on(variant, compose);
     let dir = host.install_dir();
     let port = format!("APP_PORT={}", host.port);
 
@@ -178,6 +178,33 @@ fn lifecycle(compose: Option<&'static str>) {
         b"precious rows"
     );
 
+    // The engine, its version and its store, as status names them; on the
+    // containerd store an image's ID is its pinned manifest digest, which
+    // RepoDigests lists (so compose may name image@sha256:…).
+    let store = match variant {
+        Variant::Docker26Containerd => "containerd image store",
+        _ => "classic image store",
+    };
+    let status = host.run(&["status"], &[]);
+    assert!(status.stdout.contains(store), "{}", status.stdout);
+    let out = host
+        .docker
+        .docker()
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{json .RepoDigests}}",
+            "demo/web:1.0.0",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (id, digests) = text.trim().split_once(' ').unwrap();
+    if variant == Variant::Docker26Containerd {
+        assert!(digests.contains(&format!("demo/web@{id}")), "{text}");
+    }
+
     let r = capture(
         host.installer()
             .args(["status", "--json", "--dir"])
@@ -224,12 +251,26 @@ fn lifecycle(compose: Option<&'static str>) {
 
 #[test]
 fn lifecycle_with_compose_v2() {
-    lifecycle(Some("/usr/bin/docker compose"));
+    lifecycle(Variant::Docker20, Some("/usr/bin/docker compose"));
 }
 
 #[test]
 fn lifecycle_with_compose_v1() {
-    lifecycle(Some("/usr/bin/docker-compose"));
+    lifecycle(Variant::Docker20, Some("/usr/bin/docker-compose"));
+}
+
+/// Docker 26.1 with the classic store (overlay2).
+#[test]
+fn lifecycle_on_docker_26() {
+    lifecycle(Variant::Docker26, Some("/usr/bin/docker compose"));
+}
+
+/// Docker 26.1 with the containerd image store (the default of Docker 29 and
+/// Docker Desktop): image IDs are manifest digests and loads are OCI
+/// archives.
+#[test]
+fn lifecycle_on_docker_26_with_the_containerd_store() {
+    lifecycle(Variant::Docker26Containerd, Some("/usr/bin/docker compose"));
 }
 
 #[test]

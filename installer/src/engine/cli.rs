@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use super::{ComposeCli, Container, Engine, EngineError};
+use super::{ComposeCli, Container, Engine, EngineError, Store};
 
 /// What one engine does its own way.
 pub trait Flavor: fmt::Debug + 'static {
@@ -22,6 +22,10 @@ pub trait Flavor: fmt::Debug + 'static {
     const SKIPS_PRESENT_LAYERS: bool;
     /// The composes to try, in order, for the binary `bin`.
     fn composes(bin: &str) -> Vec<String>;
+    /// Where the engine keeps images.
+    fn store(engine: &CliEngine<Self>) -> Result<Store, EngineError>
+    where
+        Self: Sized;
     /// Runs before the project's containers are inspected.
     fn before_inspect(_engine: &CliEngine<Self>, _ids: &[String])
     where
@@ -79,6 +83,7 @@ pub fn run(cmd: &mut Command, hint: &'static str) -> Result<Output, EngineError>
 pub struct CliEngine<F: Flavor> {
     bin: String,
     compose: ComposeCli,
+    store: std::cell::OnceCell<Store>,
     flavor: PhantomData<F>,
 }
 
@@ -91,6 +96,7 @@ impl<F: Flavor> CliEngine<F> {
         Ok(CliEngine {
             bin,
             compose,
+            store: std::cell::OnceCell::new(),
             flavor: PhantomData,
         })
     }
@@ -214,8 +220,31 @@ impl<F: Flavor> Engine for CliEngine<F> {
         run(self.cmd().args(["tag", id, name]), ENGINE_HINT).map(|_| ())
     }
 
+    fn store(&self) -> Result<Store, EngineError> {
+        if let Some(s) = self.store.get() {
+            return Ok(*s);
+        }
+        let s = F::store(self)?;
+        Ok(*self.store.get_or_init(|| s))
+    }
+
+    fn describe(&self) -> String {
+        let version = run(
+            self.cmd().args(["info", "--format", F::INFO_FORMAT]),
+            ENGINE_HINT,
+        )
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|_| "(not answering)".into());
+        let store = self
+            .store()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|_| "unknown store".into());
+        format!("{} {version}, {store}; {}", F::KIND, self.compose)
+    }
+
     fn skips_present_layers(&self) -> bool {
-        F::SKIPS_PRESENT_LAYERS
+        // containerd's import wants every blob the manifest names.
+        F::SKIPS_PRESENT_LAYERS && self.store().ok() == Some(Store::Classic)
     }
 
     fn compose(

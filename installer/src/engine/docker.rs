@@ -1,7 +1,8 @@
 //! Docker: `docker` (the daemon's CLI), with the compose v2 plugin or a
 //! standalone `docker-compose`.
 
-use super::cli::Flavor;
+use super::cli::{run, CliEngine, Flavor};
+use super::{EngineError, Store};
 
 /// Docker's flavor.
 #[derive(Debug)]
@@ -17,5 +18,23 @@ impl Flavor for Docker {
 
     fn composes(bin: &str) -> Vec<String> {
         vec![format!("{bin} compose"), "docker-compose".into()]
+    }
+
+    /// The containerd store says so in `docker info`'s driver status
+    /// (`driver-type: io.containerd.snapshotter.v1`).
+    fn store(engine: &CliEngine<Self>) -> Result<Store, EngineError> {
+        let out = run(
+            engine
+                .cmd()
+                .args(["info", "--format", "{{json .DriverStatus}}"]),
+            "check that the docker daemon runs and DOCKER_HOST points at it",
+        )?;
+        Ok(
+            if String::from_utf8_lossy(&out.stdout).contains("io.containerd.snapshotter") {
+                Store::Containerd
+            } else {
+                Store::Classic
+            },
+        )
     }
 }

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::process::Output;
 
-use super::{Container, Engine, EngineError};
+use super::{Container, Engine, EngineError, Store};
 
 /// An engine in memory.
 #[derive(Debug, Default)]
@@ -39,6 +39,12 @@ impl Engine for FakeEngine {
             }),
             None => Ok(()),
         }
+    }
+    fn store(&self) -> Result<Store, EngineError> {
+        Ok(Store::Classic)
+    }
+    fn describe(&self) -> String {
+        "fake".into()
     }
     fn image_id(&self, name: &str) -> Result<Option<String>, EngineError> {
         Ok(self.tags.borrow().get(name).cloned())

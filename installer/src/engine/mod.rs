@@ -86,12 +86,49 @@ pub struct Container {
     pub image_id: String,
 }
 
+/// Where an engine keeps images: it decides an image's ID and what `load`
+/// reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The graph-driver store (Docker before 29's default, podman): an
+    /// image's ID is its config digest; `load` reads docker-archives and
+    /// looks layers up before opening their files.
+    Classic,
+    /// containerd's image store (the default of Docker 29 and Docker
+    /// Desktop): an image's ID is its manifest digest; `load` reads OCI
+    /// archives with the registry's manifest, and keeps compressed blobs.
+    Containerd,
+}
+
+impl Store {
+    /// The ID the engine gives `img` once loaded.
+    pub fn image_id(self, img: &manifest_schema::ImageEntry) -> &manifest_schema::Digest {
+        match self {
+            Store::Classic => &img.config.digest,
+            Store::Containerd => &img.manifest.digest,
+        }
+    }
+}
+
+impl fmt::Display for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Store::Classic => "classic image store",
+            Store::Containerd => "containerd image store",
+        })
+    }
+}
+
 /// What the installer needs from an engine.
 pub trait Engine: fmt::Debug {
     /// `docker` or `podman`.
     fn kind(&self) -> &'static str;
     /// Checks that the engine answers.
     fn info(&self) -> Result<(), EngineError>;
+    /// Where it keeps images.
+    fn store(&self) -> Result<Store, EngineError>;
+    /// The engine, its version and its store, for people.
+    fn describe(&self) -> String;
     /// The image ID a name points to, if any.
     fn image_id(&self, name: &str) -> Result<Option<String>, EngineError>;
     /// Every image ID with its layer diff IDs.

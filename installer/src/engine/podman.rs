@@ -3,6 +3,7 @@
 use std::process::Stdio;
 
 use super::cli::{CliEngine, Flavor};
+use super::{EngineError, Store};
 
 /// Podman's flavor.
 #[derive(Debug)]
@@ -17,6 +18,11 @@ impl Flavor for Podman {
 
     fn composes(bin: &str) -> Vec<String> {
         vec![format!("{bin} compose"), "podman-compose".into()]
+    }
+
+    /// Podman's store gives an image its config digest as ID.
+    fn store(_engine: &CliEngine<Self>) -> Result<Store, EngineError> {
+        Ok(Store::Classic)
     }
 
     /// Podman schedules healthchecks with systemd timers; on a host without

@@ -31,6 +31,7 @@ pub fn ensure_images(
     report: &dyn Report,
 ) -> Result<Loaded, String> {
     let (os, arch) = host_platform();
+    let store = engine.store().map_err(|e| e.to_string())?;
     let mut existing = engine.images().map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let mut loaded = Vec::new();
@@ -43,7 +44,7 @@ pub fn ensure_images(
         if !seen.insert(img.name.clone()) {
             continue;
         }
-        let id = img.config.digest.to_string();
+        let id = store.image_id(img).to_string();
         out.push((img.name.clone(), id.clone()));
         if existing.contains_key(&id) {
             if engine
@@ -69,7 +70,10 @@ pub fn ensure_images(
             img.layers.len()
         ));
         engine
-            .load(&mut |w| write_docker_archive(w, sd, img, skip))
+            .load(&mut |w| match store {
+                Store::Classic => write_docker_archive(w, sd, img, skip),
+                Store::Containerd => write_oci_archive(w, sd, img),
+            })
             .map_err(|e| format!("{}: {e}", img.name))?;
         let got = engine.image_id(&img.name).map_err(|e| e.to_string())?;
         if got.as_deref() != Some(id.as_str()) {
@@ -93,8 +97,9 @@ pub(crate) fn config_diff_ids(sd: &StateDir, img: &ImageEntry) -> Result<Vec<Str
         .diff_ids)
 }
 
-/// Streams a docker-archive of one image from the blob store, leaving out
-/// the first `skip` layer files (the engine has those layers).
+/// Streams a docker-archive of one image from the blob store (what the
+/// classic store loads), leaving out the first `skip` layer files (the
+/// engine has those layers).
 pub fn write_docker_archive(
     w: &mut dyn Write,
     sd: &StateDir,
@@ -104,8 +109,36 @@ pub fn write_docker_archive(
     let manifest = [bundle_format::oci::DockerArchiveImage::of(img)];
     let mut tar = TarWriter::new(w, 0);
     tar.file("manifest.json", &serde_json::to_vec(&manifest)?, 0o644)?;
-    let mut buf = vec![0u8; 256 * 1024];
     let blobs = std::iter::once(&img.config).chain(img.layers.iter().skip(skip));
+    write_blobs(&mut tar, sd, blobs)?;
+    tar.finish()?;
+    Ok(())
+}
+
+/// Streams an OCI archive of one image from the blob store (what the
+/// containerd store loads): the registry's own manifest, so the image's ID
+/// is the pinned manifest digest and `RepoDigests` lists it; every blob,
+/// since containerd's import wants every blob the manifest names.
+pub fn write_oci_archive(w: &mut dyn Write, sd: &StateDir, img: &ImageEntry) -> io::Result<()> {
+    let name = manifest_schema::ImageRef::parse(&img.name)
+        .map(|r| r.canonical_name())
+        .unwrap_or_else(|_| img.name.clone());
+    let index = bundle_format::oci::OciIndex::single(&img.manifest, &name);
+    let mut tar = TarWriter::new(w, 0);
+    tar.file("oci-layout", layout::OCI_LAYOUT_CONTENT.as_bytes(), 0o644)?;
+    tar.file("index.json", &serde_json::to_vec(&index)?, 0o644)?;
+    write_blobs(&mut tar, sd, img.blobs())?;
+    tar.finish()?;
+    Ok(())
+}
+
+/// Each blob from the store as `blobs/sha256/<hex>`, streamed.
+fn write_blobs<'a, W: Write>(
+    tar: &mut TarWriter<W>,
+    sd: &StateDir,
+    blobs: impl Iterator<Item = &'a manifest_schema::Descriptor>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
     for d in blobs {
         let mut f = std::fs::File::open(sd.blob(&d.digest))?;
         tar.header(&bundle_format::oci::blob_path(&d.digest), d.size, 0o644)?;
@@ -124,7 +157,6 @@ pub fn write_docker_archive(
         }
         tar.pad(d.size)?;
     }
-    tar.finish()?;
     Ok(())
 }
 

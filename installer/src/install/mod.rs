@@ -39,7 +39,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::bundle::{self, BundleError, EntryKind, EntrySink, SignedManifest, VerifiedManifest};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Store};
 use crate::envfile::{self, EnvPlan};
 use crate::health;
 use crate::minisign::PublicKey;
