@@ -46,13 +46,15 @@ PY
   install -m 0755 "$bin" "$plugin_dir/docker-compose"
 fi
 
-# Docker 26.1 (trixie's docker.io, containerd and docker-cli), unpacked into
-# a private prefix for scripts/dockerd.sh's 26 and 26-containerd variants.
+# Docker 26.1 (trixie's docker.io, containerd and docker-cli) and compose
+# 2.26 (trixie's docker-compose: a v2 binary under the v1 name), unpacked
+# into a private prefix for scripts/dockerd.sh's 26 and 26-containerd
+# variants and the compose tests.
 # apt-get download with a trixie sources list kept in a private apt dir, so
 # the system's sources are untouched; trixie's runc needs glibc 2.38, so
 # bookworm's (in PATH) is used.
 docker26=${DOCKER26:-/opt/docker26}
-if [ ! -x "$docker26/usr/sbin/dockerd" ]; then
+if [ ! -x "$docker26/usr/sbin/dockerd" ] || [ ! -x "$docker26/usr/bin/docker-compose" ]; then
   apt_dir=$(mktemp -d)
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
   echo "deb http://deb.debian.org/debian trixie main" >"$apt_dir/sources.list"
@@ -60,7 +62,7 @@ if [ ! -x "$docker26/usr/sbin/dockerd" ]; then
             -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
             -o APT::Sandbox::User=root)
   apt-get "${apt_opts[@]}" update -qq
-  (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" download docker.io containerd docker-cli >/dev/null)
+  (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" download docker.io containerd docker-cli docker-compose >/dev/null)
   mkdir -p "$docker26"
   for deb in "$apt_dir"/debs/*.deb; do dpkg-deb -x "$deb" "$docker26"; done
   rm -f "$docker26/usr/bin/runc" "$docker26/usr/sbin/runc"

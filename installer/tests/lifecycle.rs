@@ -259,10 +259,15 @@ fn lifecycle_with_compose_v1() {
     lifecycle(Variant::Docker20, Some("/usr/bin/docker-compose"));
 }
 
-/// Docker 26.1 with the classic store (overlay2).
+/// Docker 26.1 with the classic store (overlay2), and Debian trixie's
+/// compose 2.26: a v2 binary under the v1 name, told apart by its version
+/// output (it gets v2's `--pull never`).
 #[test]
-fn lifecycle_on_docker_26() {
-    lifecycle(Variant::Docker26, Some("/usr/bin/docker compose"));
+fn lifecycle_on_docker_26_with_compose_2_26_under_the_v1_name() {
+    lifecycle(
+        Variant::Docker26,
+        Some("/opt/docker26/usr/bin/docker-compose"),
+    );
 }
 
 /// Docker 26.1 with the containerd image store (the default of Docker 29 and

@@ -121,10 +121,7 @@ mod tests {
 
     #[rstest]
     #[case::plugin_2_40("Docker Compose version v2.40.3\n", Some(Dialect::V2))]
-    #[case::debian_2_26_under_the_v1_name(
-        "Docker Compose version 2.26.1+ds1-0+deb13u1\n",
-        Some(Dialect::V2)
-    )]
+    #[case::debian_2_26_under_the_v1_name("Docker Compose version 2.26.1-4\n", Some(Dialect::V2))]
     #[case::v1_1_29(
         "docker-compose version 1.29.2, build unknown\ndocker-py version: 5.0.3\n",
         Some(Dialect::V1)
