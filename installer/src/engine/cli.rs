@@ -20,6 +20,8 @@ pub trait Flavor: fmt::Debug + 'static {
     const INFO_FORMAT: &'static str;
     /// Whether `load` may leave out layer files the engine has.
     const SKIPS_PRESENT_LAYERS: bool;
+    /// The oldest version supported (major, minor).
+    const MIN_VERSION: (u64, u64);
     /// The composes to try, in order, for the binary `bin`.
     fn composes(bin: &str) -> Vec<String>;
     /// Where the engine keeps images.
@@ -116,11 +118,15 @@ impl<F: Flavor> Engine for CliEngine<F> {
     }
 
     fn info(&self) -> Result<(), EngineError> {
-        run(
+        let out = run(
             self.cmd().args(["info", "--format", F::INFO_FORMAT]),
             ENGINE_HINT,
+        )?;
+        super::check_version(
+            F::KIND,
+            &String::from_utf8_lossy(&out.stdout),
+            F::MIN_VERSION,
         )
-        .map(|_| ())
     }
 
     fn image_id(&self, name: &str) -> Result<Option<String>, EngineError> {

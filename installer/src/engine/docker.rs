@@ -14,6 +14,7 @@ impl Flavor for Docker {
     const INFO_FORMAT: &'static str = "{{.ServerVersion}}";
     // Docker's load looks a layer up by chain ID before opening its file
     // (moby image/tarexport/load.go).
+    const MIN_VERSION: (u64, u64) = (20, 10);
     const SKIPS_PRESENT_LAYERS: bool = true;
 
     fn composes(bin: &str) -> Vec<String> {

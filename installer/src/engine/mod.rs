@@ -58,6 +58,18 @@ pub enum EngineError {
         #[source]
         source: io::Error,
     },
+    /// An engine version this installer does not support.
+    #[error("{kind} {version} is {why}; this installer supports {kind} {min} or newer; hint: upgrade the engine, or install on a host that has a supported one")]
+    Unsupported {
+        /// `docker`, `podman`.
+        kind: &'static str,
+        /// What it reported.
+        version: String,
+        /// "older than that" or "a version it does not recognise".
+        why: &'static str,
+        /// The oldest supported.
+        min: String,
+    },
     /// `--engine` named an engine this installer does not drive.
     #[error("unknown engine {0:?}; this installer drives docker and podman; hint: pass --engine docker or --engine podman")]
     Unknown(String),
@@ -158,6 +170,31 @@ pub trait Engine: fmt::Debug {
     fn compose_name(&self) -> String;
 }
 
+/// Whether `reported` (the daemon's version, e.g. `26.1.5+dfsg1`) is at
+/// least `min` (major, minor) for the engine `kind`.
+pub fn check_version(
+    kind: &'static str,
+    reported: &str,
+    min: (u64, u64),
+) -> Result<(), EngineError> {
+    let mut parts = reported
+        .trim()
+        .trim_start_matches('v')
+        .split(|c: char| !c.is_ascii_digit());
+    let number = |p: Option<&str>| p.and_then(|x| x.parse::<u64>().ok());
+    let fail = |why| EngineError::Unsupported {
+        kind,
+        version: reported.trim().to_owned(),
+        why,
+        min: format!("{}.{}", min.0, min.1),
+    };
+    match (number(parts.next()), number(parts.next())) {
+        (Some(major), Some(minor)) if (major, minor) >= min => Ok(()),
+        (Some(_), Some(_)) => Err(fail("older than that")),
+        _ => Err(fail("a version it does not recognise")),
+    }
+}
+
 /// The engine named `kind` with a compose (`compose`, else the first that
 /// answers): an engine this installer does not drive is refused, never
 /// replaced by another.
@@ -172,6 +209,22 @@ pub fn detect(kind: &str, compose: Option<&str>) -> Result<Box<dyn Engine>, Engi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engines_older_than_supported_or_unrecognised_are_refused() {
+        assert!(check_version("docker", "26.1.5+dfsg1\n", (20, 10)).is_ok());
+        assert!(check_version("docker", "20.10.24+dfsg1", (20, 10)).is_ok());
+        assert!(check_version("podman", "4.3.1", (4, 0)).is_ok());
+        assert_eq!(
+            check_version("docker", "19.03.15", (20, 10)).unwrap_err().to_string(),
+            "docker 19.03.15 is older than that; this installer supports docker 20.10 or newer; hint: upgrade the engine, or install on a host that has a supported one"
+        );
+        assert!(check_version("podman", "3.4.4", (4, 0)).is_err());
+        assert!(check_version("docker", "", (20, 10))
+            .unwrap_err()
+            .to_string()
+            .contains("a version it does not recognise"));
+    }
 
     #[test]
     fn an_unknown_engine_is_refused_not_replaced_by_docker() {

@@ -14,6 +14,7 @@ impl Flavor for Podman {
     const BIN_VAR: &'static str = "INSTALLER_PODMAN";
     const INFO_FORMAT: &'static str = "{{.Version.Version}}";
     // Podman's load opens every layer file it is given.
+    const MIN_VERSION: (u64, u64) = (4, 0);
     const SKIPS_PRESENT_LAYERS: bool = false;
 
     fn composes(bin: &str) -> Vec<String> {
