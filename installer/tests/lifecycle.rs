@@ -456,3 +456,120 @@ fn a_bundled_newer_installer_replaces_itself_and_runs_the_install() {
     let r = host.install(&v2, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// A release of the demo whose `demo/web:1.0.0` (the name compose uses) is
+/// the content of the fixture image `demo/web:<content>`: the same tag
+/// carrying new content, as vendors who retag do.
+fn retagged(vendor: &Vendor, version: &str, content: &str) -> std::path::PathBuf {
+    let spec = vendor.app("v1");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let web = text
+        .lines()
+        .find(|l| l.contains("ref: ") && l.contains("/demo/web:1.0.0@"))
+        .unwrap()
+        .to_owned();
+    let unpinned = web
+        .split('@')
+        .next()
+        .unwrap()
+        .replace(":1.0.0", &format!(":{content}"));
+    let text = text
+        .replace(&web, &unpinned)
+        .replace("version: 1.0.0", &format!("version: {version}"));
+    let spec = vendor.dir.path().join(format!("retagged-{version}.yaml"));
+    std::fs::write(&spec, text).unwrap();
+    std::fs::copy(
+        vendor.dir.path().join("app-v1/docker-compose.yml"),
+        vendor.dir.path().join("docker-compose.yml"),
+    )
+    .unwrap();
+    let hooks = vendor.dir.path().join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    for h in ["backup.sh", "restore.sh"] {
+        std::fs::copy(
+            vendor.dir.path().join("app-v1/hooks").join(h),
+            hooks.join(h),
+        )
+        .unwrap();
+    }
+    let r = capture(
+        vendor
+            .bundler()
+            .args(["pin", "-q"])
+            .arg(&spec)
+            .args(["--insecure-registry", &vendor.registry]),
+    );
+    assert_eq!(r.code, 0, "pin: {}", r.stderr);
+    let out = vendor.dir.path().join(format!("retagged-{version}.bundle"));
+    let r = vendor.build(&spec, &out, &["-q"]);
+    assert_eq!(r.code, 0, "build: {}", r.stderr);
+    out
+}
+
+/// The image ID the web container runs, and the ID the tag points at.
+fn web_ids(host: &Host) -> (String, String) {
+    let out = |args: &[&str]| {
+        let o = host.docker.docker().args(args).output().unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    let c = out(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=com.docker.compose.service=web",
+    ]);
+    (
+        out(&["inspect", "--format", "{{.Image}}", &c]),
+        out(&["image", "inspect", "--format", "{{.Id}}", "demo/web:1.0.0"]),
+    )
+}
+
+/// Upgrading to new content under the same tag, failing to newer content
+/// under it, and rolling back: each time the tag points at the release's
+/// image and the container runs it.
+fn same_tag_new_content(variant: Variant) {
+    let vendor = Vendor::new(&shared().registry);
+    let v1 = vendor.bundle("v1", &[]);
+    let (v11, v12) = (
+        retagged(&vendor, "1.1.0", "2.0.0"),
+        retagged(&vendor, "1.2.0", "3.0.0"),
+    );
+    let host = Host::on(variant, Some("/usr/bin/docker compose"));
+    host.install_first(&vendor, &v1);
+    assert_eq!(host.health(), "ok 1.0.0\n");
+    let (runs1, tag1) = web_ids(&host);
+    assert_eq!(runs1, tag1);
+
+    let r = host.install(&v11, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        host.health(),
+        "ok 2.0.0\n",
+        "the same tag runs the new content"
+    );
+    let (runs11, tag11) = web_ids(&host);
+    assert_eq!(runs11, tag11);
+    assert_ne!(tag11, tag1);
+
+    // Broken content under the same tag: rolled back, the tag points at
+    // 1.1.0's image again.
+    let r = host.install(&v12, &[]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(host.health(), "ok 2.0.0\n");
+    assert_eq!(web_ids(&host), (tag11.clone(), tag11));
+
+    let r = host.run(&["rollback"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(host.health(), "ok 1.0.0\n");
+    assert_eq!(web_ids(&host), (tag1.clone(), tag1));
+}
+
+#[test]
+fn the_same_tag_with_new_content_upgrades_and_rolls_back() {
+    same_tag_new_content(Variant::Docker20);
+}
+
+#[test]
+fn the_same_tag_with_new_content_on_the_containerd_store() {
+    same_tag_new_content(Variant::Docker26Containerd);
+}
