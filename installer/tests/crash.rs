@@ -7,7 +7,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use fixtures::harness::{shared, tree_hash, Host, Ran, Tmpfs, Vendor};
+use fixtures::harness::{shared, tree_hash, Host, Ran, Tmpfs, Variant, Vendor};
 
 /// The install phases, in order, with a fault point after (or inside) each.
 const POINTS: &[&str] = &[
@@ -23,9 +23,13 @@ fn install_with(host: &Host, bundle: &std::path::Path, faults: &str, args: &[&st
 }
 
 fn crash_at(point: &str) {
+    crash_on(Variant::Docker20, point);
+}
+
+fn crash_on(variant: Variant, point: &str) {
     let vendor = Vendor::new(&shared().registry);
     let (v1, v2) = (vendor.bundle("v1", &[]), vendor.bundle("v2", &[]));
-    let host = Host::new(None);
+    let host = Host::on(variant, None);
     let dir = host.install_dir();
     host.install_first(&vendor, &v1);
     std::fs::write(dir.join("data/customer.db"), b"precious rows").unwrap();
@@ -114,6 +118,18 @@ fn crash_after_staging() {
 #[test]
 fn crash_after_loading_images() {
     crash_at(POINTS[2]);
+}
+
+/// The crash the containerd store makes most interesting: images are in, the
+/// files are not; both ways out work there too.
+#[test]
+fn crash_after_loading_images_on_the_containerd_store() {
+    crash_on(Variant::Docker26Containerd, "after-images");
+}
+
+#[test]
+fn crash_after_loading_images_on_docker_26() {
+    crash_on(Variant::Docker26, "after-images");
 }
 
 #[test]

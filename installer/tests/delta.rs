@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use fixtures::harness::{shared, Host, Vendor};
+use fixtures::harness::{shared, Host, Variant, Vendor};
 use installer::bundle;
 use manifest_schema::{Digest, Manifest};
 
@@ -27,10 +27,28 @@ fn blob_sizes(m: &Manifest) -> Vec<(Digest, u64)> {
 
 #[test]
 fn a_delta_carries_only_the_changed_image_and_installs_like_the_full_bundle() {
+    delta(Variant::Docker20);
+}
+
+/// On the containerd store: the engine's image IDs are manifest digests, and
+/// a load carries every layer (containerd's import wants them all), from
+/// the installer's own store.
+#[test]
+fn a_delta_installs_on_the_containerd_store() {
+    delta(Variant::Docker26Containerd);
+}
+
+#[test]
+fn a_delta_installs_on_docker_26() {
+    delta(Variant::Docker26);
+}
+
+fn delta(variant: Variant) {
+    let containerd = variant == Variant::Docker26Containerd;
     let vendor = Vendor::new(&shared().registry);
     let v1 = vendor.bundle("v1", &[]);
     let v2_full = vendor.bundle("v2", &[]);
-    let host = Host::new(None);
+    let host = Host::on(variant, None);
     let dir = host.install_dir();
     let pk = vendor.public_key.to_str().unwrap();
     let port = format!("APP_PORT={}", host.port);
@@ -56,7 +74,12 @@ fn a_delta_carries_only_the_changed_image_and_installs_like_the_full_bundle() {
         v1_blobs,
         "the store holds exactly the installed release's blobs"
     );
-    assert!(inv.engine_images.contains(&m1.images[0].config.digest));
+    let id = if containerd {
+        &m1.images[0].manifest.digest
+    } else {
+        &m1.images[0].config.digest
+    };
+    assert!(inv.engine_images.contains(id), "{:?}", inv.engine_images);
 
     // The vendor builds the delta from the inventory.
     let spec = vendor.app("v2");
@@ -129,12 +152,12 @@ fn a_delta_carries_only_the_changed_image_and_installs_like_the_full_bundle() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let out: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(out["loaded_images"], serde_json::json!(["demo/web:2.0.0"]));
-    assert!(
-        r.stderr
-            .contains("loading demo/web:2.0.0 (1 of 2 layers new)"),
-        "{}",
-        r.stderr
-    );
+    let loading = if containerd {
+        "loading demo/web:2.0.0 (2 of 2 layers new)"
+    } else {
+        "loading demo/web:2.0.0 (1 of 2 layers new)"
+    };
+    assert!(r.stderr.contains(loading), "{}", r.stderr);
     assert_eq!(host.health(), "ok 2.0.0\n");
     let after_delta = host.docker.image_list();
     assert_ne!(after_delta, images_before);

@@ -570,6 +570,11 @@ fn the_same_tag_with_new_content_upgrades_and_rolls_back() {
 }
 
 #[test]
+fn the_same_tag_with_new_content_on_docker_26() {
+    same_tag_new_content(Variant::Docker26);
+}
+
+#[test]
 fn the_same_tag_with_new_content_on_the_containerd_store() {
     same_tag_new_content(Variant::Docker26Containerd);
 }
