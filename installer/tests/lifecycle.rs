@@ -508,19 +508,9 @@ fn retagged(vendor: &Vendor, version: &str, content: &str) -> std::path::PathBuf
 
 /// The image ID the web container runs, and the ID the tag points at.
 fn web_ids(host: &Host) -> (String, String) {
-    let out = |args: &[&str]| {
-        let o = host.docker.docker().args(args).output().unwrap();
-        String::from_utf8(o.stdout).unwrap().trim().to_owned()
-    };
-    let c = out(&[
-        "ps",
-        "-q",
-        "--filter",
-        "label=com.docker.compose.service=web",
-    ]);
     (
-        out(&["inspect", "--format", "{{.Image}}", &c]),
-        out(&["image", "inspect", "--format", "{{.Id}}", "demo/web:1.0.0"]),
+        host.docker.service_image("web"),
+        host.docker.image_id("demo/web:1.0.0"),
     )
 }
 

@@ -18,33 +18,15 @@ use fixtures::harness::{shared, tree_hash, Host, Vendor};
 
 /// The tag of `demo/web` that the web container runs ("" when none).
 fn web_runs(host: &Host) -> String {
-    let out = |args: &[&str]| {
-        let o = host.docker.docker().args(args).output().unwrap();
-        String::from_utf8(o.stdout).unwrap().trim().to_owned()
-    };
-    let id = out(&[
-        "ps",
-        "-q",
-        "--filter",
-        "label=com.docker.compose.service=web",
-    ]);
-    if id.is_empty() {
+    let image = host.docker.service_image("web");
+    if image.is_empty() {
         return String::new();
     }
-    let image = out(&["inspect", "--format", "{{.Image}}", &id]);
-    for tag in ["1.0.0", "2.0.0", "3.0.0"] {
-        let want = out(&[
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}}",
-            &format!("demo/web:{tag}"),
-        ]);
-        if want == image {
-            return tag.to_owned();
-        }
-    }
-    format!("unknown image {image}")
+    ["1.0.0", "2.0.0", "3.0.0"]
+        .into_iter()
+        .find(|tag| host.docker.image_id(&format!("demo/web:{tag}")) == image)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("unknown image {image}"))
 }
 
 /// The demo release `version` with `WEB_TAG` owned by the release: its
