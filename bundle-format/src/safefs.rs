@@ -303,14 +303,6 @@ impl Root {
         self.walk(rel, true).map(drop)
     }
 
-    /// Sets the mode of the directory `rel`.
-    pub fn set_dir_mode(&self, rel: &Path, mode: u32) -> io::Result<()> {
-        let fd = self
-            .walk(rel, false)?
-            .ok_or_else(|| self.err(rel, io::ErrorKind::NotFound.into()))?;
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| self.err(rel, e.into()))
-    }
-
     /// Replaces the regular file `rel` (or creates it, with its
     /// directories) with `data` and `mode`: see the module docs.
     pub fn write(&self, rel: &Path, data: &[u8], mode: u32) -> io::Result<()> {

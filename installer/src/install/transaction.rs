@@ -37,16 +37,13 @@ pub(crate) fn apply_release(
         Ok(())
     };
     check("staging")?;
+    let reached = |phase| {
+        let from = state.current.as_ref().map(|r| &r.version);
+        journal(sd, op, from, &m.version, phase).map_err(|e| fail_from(e.to_string()))
+    };
     let (images, loaded) = ensure_images(sd, engine, m, report)
         .map_err(|e| fail_from(format!("loading images: {e}")))?;
-    journal(
-        sd,
-        op,
-        state.current.as_ref().map(|r| &r.version),
-        &m.version,
-        Phase::Images,
-    )
-    .map_err(|e| fail_from(e.to_string()))?;
+    reached(Phase::Images)?;
     fault!("after-images", Err(fail_from("fault point after-images")));
     check("image loading")?;
     let kept = apply_files(sd, state, m).map_err(|e| fail_from(format!("replacing files: {e}")))?;
@@ -54,14 +51,7 @@ pub(crate) fn apply_release(
         report.warn(&k);
         notes.push(k);
     }
-    journal(
-        sd,
-        op,
-        state.current.as_ref().map(|r| &r.version),
-        &m.version,
-        Phase::Files,
-    )
-    .map_err(|e| fail_from(e.to_string()))?;
+    reached(Phase::Files)?;
     fault!("after-files", Err(fail_from("fault point after-files")));
     check("file replacement")?;
     up_and_wait(sd, engine, m, opts, report)?;
