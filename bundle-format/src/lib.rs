@@ -29,6 +29,7 @@
 
 pub mod bundle;
 pub mod compose;
+pub mod dockerconfig;
 pub mod envfile;
 pub mod frames;
 pub mod minisign;

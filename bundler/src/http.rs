@@ -226,18 +226,10 @@ impl RegistryHttp {
                 retry: Retry::Never,
             })?;
         let value = match (token, creds) {
-            (Some(t), _) => format!("Bearer {t}"),
-            (None, Some(c)) => {
-                use base64::Engine as _;
-                let pair = zeroize::Zeroizing::new(format!("{}:{}", c.username, *c.password));
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair.as_bytes())
-                )
-            }
+            (Some(t), _) => zeroize::Zeroizing::new(format!("Bearer {t}")),
+            (None, Some(c)) => c.basic(),
             (None, None) => return Ok(None),
         };
-        let value = zeroize::Zeroizing::new(value);
         let mut h = HeaderValue::from_str(&value).map_err(|_| HttpError {
             message: "the credentials hold characters an HTTP header cannot carry".into(),
             hint: LOGIN_HINT,

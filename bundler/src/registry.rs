@@ -21,7 +21,6 @@ use futures_util::StreamExt;
 use manifest_schema::{Descriptor, Digest, ImageEntry, ImageRef, Platform};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
-use zeroize::Zeroizing;
 
 use crate::http::{chain, HttpError, Kind, RegistryHttp, Retry};
 use crate::progress::Reporter;
@@ -110,20 +109,7 @@ pub enum PullError {
     },
 }
 
-/// Registry credentials; `Debug` never shows the password.
-#[derive(Clone)]
-pub struct Credentials {
-    /// User name.
-    pub username: String,
-    /// Password or token.
-    pub password: Zeroizing<String>,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credentials({}, <redacted>)", self.username)
-    }
-}
+pub use bundle_format::dockerconfig::Credentials;
 
 pub use crate::creds::{credentials_for, PASSWORD_ENV, REGISTRY_ENV, USER_ENV};
 
