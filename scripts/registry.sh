@@ -4,6 +4,7 @@
 #   scripts/registry.sh start DIR PORT [USER PASSWORD]   # htpasswd (bcrypt) auth when USER is given
 #   REGISTRY_TLS=1 scripts/registry.sh start ...         # HTTPS with a fresh self-signed
 #                                                        # certificate for 127.0.0.1 signed by DIR/ca.pem
+#   REGISTRY_ACCESSLOG=1 scripts/registry.sh start ...   # every request in DIR/registry.log
 #   scripts/registry.sh stop DIR
 #
 # Uses its own config (the shipped one listens on every interface).
@@ -24,6 +25,8 @@ start)
     realm: bundler-test
     path: $dir/htpasswd"
   fi
+  accesslog_off=true
+  [ -n "${REGISTRY_ACCESSLOG:-}" ] && accesslog_off=false
   tls=""
   scheme=http
   if [ -n "${REGISTRY_TLS:-}" ]; then
@@ -46,7 +49,7 @@ version: 0.1
 log:
   level: warn
   accesslog:
-    disabled: true
+    disabled: ${accesslog_off}
 storage:
   filesystem:
     rootdirectory: $dir/data

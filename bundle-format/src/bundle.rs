@@ -199,10 +199,30 @@ impl SignedManifest {
     }
 }
 
-/// A manifest whose signature and every entry checked out. Only
-/// [`read_bundle`] constructs one.
+/// How much of a bundle to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every entry.
+    Whole,
+    /// The files and the layout only, stopping before the first image blob
+    /// (an install whose engine pulls the images by digest from the site's
+    /// registry): what comes after is not read, so later parts of a split
+    /// bundle need not be there.
+    FilesOnly,
+}
+
+/// A manifest whose signature and every entry checked out (with
+/// [`Scope::FilesOnly`], every entry but the image blobs, which were not
+/// read). Only [`read_bundle`] and [`read_bundle_scoped`] construct one.
 #[derive(Debug, Clone)]
-pub struct VerifiedManifest(SignedManifest);
+pub struct VerifiedManifest(SignedManifest, Scope);
+
+impl VerifiedManifest {
+    /// What was read and checked.
+    pub fn scope(&self) -> Scope {
+        self.1
+    }
+}
 
 impl std::ops::Deref for VerifiedManifest {
     type Target = SignedManifest;
@@ -444,7 +464,7 @@ struct Expected<'m> {
     mode: u32,
 }
 
-fn expected_entries(m: &Manifest) -> Vec<Expected<'_>> {
+fn expected_entries(m: &Manifest, scope: Scope) -> Vec<Expected<'_>> {
     let mut v = Vec::new();
     let mut files: Vec<&FileEntry> = m.files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -467,6 +487,9 @@ fn expected_entries(m: &Manifest) -> Vec<Expected<'_>> {
         });
     }
     for d in m.carried_blobs() {
+        if scope == Scope::FilesOnly {
+            break;
+        }
         v.push(Expected {
             name: layout::blob_entry(&d.digest),
             kind: EntryKind::Blob(d),
@@ -532,6 +555,17 @@ pub fn read_bundle<E: From<BundleError>>(
     on_head: impl FnOnce(&SignedManifest) -> Result<(), E>,
     sink: &mut dyn EntrySink,
 ) -> Result<VerifiedManifest, E> {
+    read_bundle_scoped(input, keys, Scope::Whole, on_head, sink)
+}
+
+/// [`read_bundle`], reading only what `scope` says.
+pub fn read_bundle_scoped<E: From<BundleError>>(
+    input: Input,
+    keys: &[PublicKey],
+    scope: Scope,
+    on_head: impl FnOnce(&SignedManifest) -> Result<(), E>,
+    sink: &mut dyn EntrySink,
+) -> Result<VerifiedManifest, E> {
     let head_limit =
         3 * FRAMING_PER_ENTRY + padded(MAX_MANIFEST_BYTES) + padded(MAX_SIGNATURE_BYTES);
     let mut tar = TarReader::new(Limited::new(input.reader, head_limit));
@@ -558,19 +592,21 @@ pub fn read_bundle<E: From<BundleError>>(
     };
     on_head(&signed)?;
 
-    let expected = expected_entries(&signed.manifest);
+    let expected = expected_entries(&signed.manifest, Scope::Whole);
     let body: u64 = expected
         .iter()
         .map(|e| FRAMING_PER_ENTRY + padded(e.size))
         .sum();
     tar.get_mut().set_remaining(body + END_SLACK);
-    stream_entries(&mut tar, &expected, sink)?;
-    Ok(VerifiedManifest(signed))
+    let wanted = expected_entries(&signed.manifest, scope).len();
+    stream_entries(&mut tar, &expected[..wanted], scope, sink)?;
+    Ok(VerifiedManifest(signed, scope))
 }
 
 fn stream_entries<R: io::BufRead>(
     tar: &mut TarReader<R>,
     expected: &[Expected<'_>],
+    scope: Scope,
     sink: &mut dyn EntrySink,
 ) -> Result<(), BundleError> {
     let position: std::collections::HashMap<&str, usize> = expected
@@ -579,7 +615,13 @@ fn stream_entries<R: io::BufRead>(
         .map(|(i, e)| (e.name.as_str(), i))
         .collect();
     let mut next = 0usize;
-    while let Some(h) = tar.next_header()? {
+    loop {
+        // A partial read stops before the next header: what follows may be
+        // on media that is not there.
+        if scope == Scope::FilesOnly && next == expected.len() {
+            return Ok(());
+        }
+        let Some(h) = tar.next_header()? else { break };
         let shown = String::from_utf8_lossy(&h.path).into_owned();
         let entry_err = |reason: String| BundleError::Entry {
             path: shown.clone(),

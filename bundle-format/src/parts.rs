@@ -332,11 +332,26 @@ impl Read for PartsReader {
 /// Opens what `paths` name as one input: a bundle file, or a split bundle
 /// whose index is checked against `keys` and whose parts are each checked.
 pub fn open(paths: &[PathBuf], keys: &[PublicKey]) -> Result<Input, OpenError> {
+    open_scoped(paths, keys, bundle::Scope::Whole)
+}
+
+/// [`open`] for a read of `scope`: a [`bundle::Scope::FilesOnly`] read
+/// does not check the parts up front, since it stops inside the first ones
+/// and the parts after may not be there; each entry it reads is still
+/// checked against the signed manifest, and a part it needs and lacks is
+/// named when reached.
+pub fn open_scoped(
+    paths: &[PathBuf],
+    keys: &[PublicKey],
+    scope: bundle::Scope,
+) -> Result<Input, OpenError> {
     match locate(paths)? {
         Located::Single(p) => Ok(bundle::open(&p)?),
         Located::Split { index, given } => {
             let idx = load_index(&index, keys)?;
-            check_parts(&index, &idx, &given)?;
+            if scope == bundle::Scope::Whole {
+                check_parts(&index, &idx, &given)?;
+            }
             let dir = index.parent().unwrap_or(Path::new(".")).to_owned();
             Ok(bundle::from_reader(
                 &index,

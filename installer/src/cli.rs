@@ -13,13 +13,16 @@ use crate::bundle::{self, BundleError, Discard};
 use crate::engine::Engine;
 use crate::install::{self, InstallError, InstallOptions, Report, RollbackOptions, Stderr};
 use crate::minisign::PublicKey;
+use crate::push::{PushError, PushOptions};
+use crate::registry::{ClientOptions, Site};
 use crate::state::StateDir;
 
 /// Exit code: bad input, preflight failure; nothing was changed.
 pub const EXIT_INPUT: u8 = 1;
 /// Exit code: the bundle failed verification; nothing was changed.
 pub const EXIT_VERIFY: u8 = 2;
-/// Exit code: the engine or compose failed outside an install.
+/// Exit code: the engine, compose or a registry failed outside an install
+/// (a registry's refusal of the credentials among them).
 pub const EXIT_ENGINE: u8 = 3;
 /// Exit code: the install failed and the previous release was restored.
 pub const EXIT_ROLLED_BACK: u8 = 4;
@@ -110,6 +113,41 @@ pub enum Command {
         /// Print the result as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Pull the images by digest from this site registry
+        /// (HOST[:PORT][/PREFIX], seeded by `installer push`) instead of
+        /// loading them from the bundle, which is read only up to its
+        /// files. The engine's own trust (certs.d) and login are used.
+        #[arg(long, value_name = "HOST[:PORT][/PREFIX]", value_parser = parse_site)]
+        registry: Option<Site>,
+    },
+    /// Push the bundle's images into the site's registry, for installs with
+    /// `install --registry` on many hosts.
+    Push {
+        /// The bundle: a file, a split bundle's parts or index, or a directory.
+        #[arg(required = true)]
+        bundle: Vec<PathBuf>,
+        /// The registry: HOST[:PORT][/PREFIX].
+        #[arg(long, value_name = "HOST[:PORT][/PREFIX]", value_parser = parse_site)]
+        registry: Site,
+        /// Trusted public key [default: the keys recorded in --dir].
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Install dir whose recorded keys to trust.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// User for the registry; the password is read from stdin
+        /// [default: the Docker config's credential helpers and auths].
+        #[arg(long)]
+        registry_user: Option<String>,
+        /// The CA certificate (PEM) that signed the registry's certificate.
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
+        /// Reach the registry over plain HTTP.
+        #[arg(long)]
+        insecure_registry: bool,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Go back to the previous release (or finish an interrupted install).
     Rollback {
@@ -186,6 +224,10 @@ pub enum TrustAction {
     },
 }
 
+fn parse_site(s: &str) -> Result<Site, String> {
+    Site::parse(s)
+}
+
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
@@ -238,6 +280,15 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if c.downcast_ref::<crate::engine::EngineError>().is_some() {
             return EXIT_ENGINE;
         }
+        if let Some(p) = c.downcast_ref::<PushError>() {
+            return if p.is_verification() {
+                EXIT_VERIFY
+            } else if p.is_registry() {
+                EXIT_ENGINE
+            } else {
+                EXIT_INPUT
+            };
+        }
     }
     EXIT_INPUT
 }
@@ -263,17 +314,7 @@ pub fn run(cli: Cli) -> Result<()> {
             public_key,
             dir,
         } => {
-            let keys = match (&public_key, &dir) {
-                (Some(p), _) => {
-                    let text = std::fs::read_to_string(p)
-                        .with_context(|| format!("reading public key {}", p.display()))?;
-                    vec![PublicKey::parse(&text).with_context(|| p.display().to_string())?]
-                }
-                (None, Some(d)) => StateDir::new(d).trusted_keys()?,
-                (None, None) => anyhow::bail!(
-                    "no trusted key: pass --public-key, or --dir of an install whose keys to trust"
-                ),
-            };
+            let keys = keys_to_trust(public_key.as_ref(), dir.as_ref())?;
             let shown = path
                 .iter()
                 .map(|p| p.display().to_string())
@@ -306,6 +347,7 @@ pub fn run(cli: Cli) -> Result<()> {
             yes,
             set,
             json,
+            registry,
         } => {
             let self_updated = std::env::var(SELF_UPDATED_ENV).ok();
             if !yes
@@ -333,6 +375,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 set,
                 interrupted: interrupted_flag(),
                 self_updated,
+                registry,
             };
             let r = match install::install(&opts, engine(&eargs), &report) {
                 Err(InstallError::SelfUpdated { binary, sha256, .. }) => {
@@ -362,6 +405,53 @@ pub fn run(cli: Cli) -> Result<()> {
                 report.step(&format!(
                     "installed {} {}{from}: healthy",
                     r.name, r.version
+                ));
+            }
+            Ok(())
+        }
+        Command::Push {
+            bundle,
+            registry,
+            public_key,
+            dir,
+            registry_user,
+            ca_cert,
+            insecure_registry,
+            json,
+        } => {
+            let keys = keys_to_trust(public_key.as_ref(), dir.as_ref())?;
+            let creds = crate::registry::credentials(&registry, registry_user.as_deref())
+                .map_err(PushError::Registry)?;
+            let opts = PushOptions {
+                bundle,
+                keys,
+                site: registry,
+                client: ClientOptions {
+                    insecure: insecure_registry,
+                    ca_cert,
+                    creds,
+                },
+                interrupted: interrupted_flag(),
+                progress: crate::push::progress_wanted(cli.quiet, json),
+            };
+            let done = crate::push::push(&opts, &report)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&done)?);
+            } else {
+                for i in &done.images {
+                    report.step(&format!("  {} -> {}", i.name, i.reference));
+                }
+                report.step(&format!(
+                    "pushed {} {} to {}: {} blobs sent ({} bytes), {} already there, {} mounted; {} tags set, {} already right",
+                    done.name,
+                    done.version,
+                    done.registry,
+                    done.blobs_uploaded,
+                    done.bytes_uploaded,
+                    done.blobs_present,
+                    done.blobs_mounted,
+                    done.manifests_pushed,
+                    done.manifests_present
                 ));
             }
             Ok(())
@@ -546,6 +636,22 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The keys `verify` and `push` check against: the file given, else the
+/// ones an install records.
+fn keys_to_trust(public_key: Option<&PathBuf>, dir: Option<&PathBuf>) -> Result<Vec<PublicKey>> {
+    Ok(match (public_key, dir) {
+        (Some(p), _) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading public key {}", p.display()))?;
+            vec![PublicKey::parse(&text).with_context(|| p.display().to_string())?]
+        }
+        (None, Some(d)) => StateDir::new(d).trusted_keys()?,
+        (None, None) => anyhow::bail!(
+            "no trusted key: pass --public-key, or --dir of an install whose keys to trust"
+        ),
+    })
 }
 
 fn trust(action: TrustAction, report: &dyn Report) -> Result<()> {

@@ -19,4 +19,6 @@ pub mod cli;
 pub mod engine;
 pub mod health;
 pub mod install;
+pub mod push;
+pub mod registry;
 pub mod state;

@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::minisign::PublicKey;
 
+/// In a release dir: the site registry its images are pulled from.
+pub const REGISTRY_FILE: &str = "registry";
 /// Errors about the state dir.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -595,6 +597,22 @@ impl StateDir {
     /// Path of a stored blob.
     pub fn blob(&self, d: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    /// The site registry a release's images come from
+    /// (`releases/<V>/registry`), when it was installed with `--registry`.
+    pub fn release_registry(
+        &self,
+        v: &Version,
+    ) -> Result<Option<crate::registry::Site>, StateError> {
+        let p = self.release_dir(v).join(REGISTRY_FILE);
+        match fs::read_to_string(&p) {
+            Ok(text) => crate::registry::Site::parse(text.trim())
+                .map(Some)
+                .map_err(|message| StateError::Corrupt { path: p, message }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_at(&p)(e)),
+        }
     }
 
     /// The staging dir.

@@ -226,6 +226,14 @@ impl<F: Flavor> Engine for CliEngine<F> {
         run(self.cmd().args(["tag", id, name]), ENGINE_HINT).map(|_| ())
     }
 
+    fn pull(&self, reference: &str) -> Result<(), EngineError> {
+        run(
+            self.cmd().args(["pull", "-q", reference]),
+            "check that the engine reaches the site registry, trusts its CA (docker: /etc/docker/certs.d/HOST:PORT/ca.crt; podman: /etc/containers/certs.d) and has its credentials (`docker login HOST`), and that `installer push` put the bundle there",
+        )
+        .map(|_| ())
+    }
+
     fn store(&self) -> Result<Store, EngineError> {
         if let Some(s) = self.store.get() {
             return Ok(*s);

@@ -24,6 +24,10 @@ pub struct FakeEngine {
     pub containers: RefCell<Vec<Vec<Container>>>,
     /// Each compose call's arguments.
     pub compose_calls: RefCell<Vec<Vec<String>>>,
+    /// What a registry would serve: reference to (image ID, diff IDs).
+    pub registry: RefCell<BTreeMap<String, (String, Vec<String>)>>,
+    /// Each pull's reference.
+    pub pulls: RefCell<Vec<String>>,
 }
 
 impl Engine for FakeEngine {
@@ -66,6 +70,19 @@ impl Engine for FakeEngine {
     }
     fn tag(&self, id: &str, name: &str) -> Result<(), EngineError> {
         self.tags.borrow_mut().insert(name.into(), id.into());
+        Ok(())
+    }
+    fn pull(&self, reference: &str) -> Result<(), EngineError> {
+        self.pulls.borrow_mut().push(reference.to_owned());
+        let Some((id, diff_ids)) = self.registry.borrow().get(reference).cloned() else {
+            return Err(EngineError::Failed {
+                cmd: format!("fake pull {reference}"),
+                status: "exit status: 1".into(),
+                stderr: "manifest unknown".into(),
+            });
+        };
+        self.images.borrow_mut().insert(id.clone(), diff_ids);
+        self.tags.borrow_mut().insert(reference.to_owned(), id);
         Ok(())
     }
     fn skips_present_layers(&self) -> bool {

@@ -152,6 +152,8 @@ pub trait Engine: fmt::Debug {
     ) -> Result<(), EngineError>;
     /// Tags an image.
     fn tag(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    /// Pulls `reference` (`HOST/REPO@DIGEST`: the engine checks the digest).
+    fn pull(&self, reference: &str) -> Result<(), EngineError>;
     /// Whether `load` may omit layer files the engine already has.
     fn skips_present_layers(&self) -> bool;
     /// Runs compose with `args` for a project.

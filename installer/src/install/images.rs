@@ -33,6 +33,7 @@ pub fn ensure_images(
     let (os, arch) = host_platform();
     let store = engine.store().map_err(|e| e.to_string())?;
     let mut existing = engine.images().map_err(|e| e.to_string())?;
+    let source = sd.release_registry(&m.version).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let mut loaded = Vec::new();
     let mut seen = BTreeSet::new();
@@ -55,6 +56,12 @@ pub fn ensure_images(
             {
                 engine.tag(&id, &img.name).map_err(|e| e.to_string())?;
             }
+            continue;
+        }
+        if let Some(site) = &source {
+            pull(engine, site, img, &id, report)?;
+            existing.insert(id, Vec::new());
+            loaded.push(img.name.clone());
             continue;
         }
         let diff_ids = config_diff_ids(sd, img)?;
@@ -87,6 +94,33 @@ pub fn ensure_images(
         loaded.push(img.name.clone());
     }
     Ok((out, loaded))
+}
+
+/// Pulls `img` from the site registry by its pinned digest and tags it
+/// with the name compose uses, checking the ID the engine gives it.
+fn pull(
+    engine: &dyn Engine,
+    site: &Site,
+    img: &ImageEntry,
+    id: &str,
+    report: &dyn Report,
+) -> Result<(), String> {
+    let reference = site
+        .pull_ref(img)
+        .map_err(|e| format!("{}: {e}", img.name))?;
+    report.step(&format!("pulling {} from {reference}", img.name));
+    engine
+        .pull(&reference)
+        .map_err(|e| format!("{}: {e}", img.name))?;
+    let got = engine.image_id(&reference).map_err(|e| e.to_string())?;
+    if got.as_deref() != Some(id) {
+        return Err(format!(
+            "{}: the engine pulled {reference} as image {}, expected {id}",
+            img.name,
+            got.unwrap_or_else(|| "nothing".into())
+        ));
+    }
+    engine.tag(id, &img.name).map_err(|e| e.to_string())
 }
 
 pub(crate) fn config_diff_ids(sd: &StateDir, img: &ImageEntry) -> Result<Vec<String>, String> {
@@ -163,7 +197,80 @@ fn write_blobs<'a, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::fake::FakeEngine;
     use rstest::rstest;
+
+    fn manifest() -> Manifest {
+        serde_json::from_str(include_str!("../../../fuzz/seeds/manifest/manifest.json")).unwrap()
+    }
+
+    /// A state dir whose release of `m` records `site` as its image source.
+    fn registry_release(m: &Manifest, site: &str) -> (tempfile::TempDir, StateDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path());
+        let rel = sd.release_dir(&m.version);
+        std::fs::create_dir_all(&rel).unwrap();
+        std::fs::write(rel.join(state::REGISTRY_FILE), format!("{site}\n")).unwrap();
+        (dir, sd)
+    }
+
+    #[test]
+    fn a_registry_release_pulls_each_image_by_its_pinned_digest_and_tags_it() {
+        let m = manifest();
+        let (_d, sd) = registry_release(&m, "reg.example:5000/acme");
+        let e = FakeEngine::default();
+        let (os, arch) = host_platform();
+        let mine: Vec<&ImageEntry> = m
+            .images
+            .iter()
+            .filter(|i| i.platform.os == os && i.platform.arch == arch)
+            .collect();
+        for img in &mine {
+            let site = Site::parse("reg.example:5000/acme").unwrap();
+            e.registry.borrow_mut().insert(
+                site.pull_ref(img).unwrap(),
+                (img.config.digest.to_string(), vec![]),
+            );
+        }
+        let (ids, loaded) = ensure_images(&sd, &e, &m, &crate::install::Stderr { quiet: true }).unwrap();
+        assert!(e.loads.borrow().is_empty(), "nothing loaded from the bundle");
+        let pulls = e.pulls.borrow().clone();
+        assert_eq!(pulls.len(), mine.len());
+        for img in &mine {
+            assert!(
+                pulls.contains(&format!(
+                    "reg.example:5000/acme/{}@{}",
+                    manifest_schema::ImageRef::parse(&img.name).unwrap().repository,
+                    img.manifest.digest
+                )),
+                "{pulls:?}"
+            );
+            assert_eq!(e.tags.borrow()[&img.name], img.config.digest.to_string());
+        }
+        assert_eq!(loaded.len(), mine.len());
+        assert_eq!(ids.len(), mine.len());
+
+        // Present now: a second run pulls nothing.
+        ensure_images(&sd, &e, &m, &crate::install::Stderr { quiet: true }).unwrap();
+        assert_eq!(e.pulls.borrow().len(), mine.len());
+    }
+
+    #[test]
+    fn a_pull_that_gives_another_image_is_refused_naming_it() {
+        let m = manifest();
+        let (_d, sd) = registry_release(&m, "reg.example");
+        let e = FakeEngine::default();
+        let site = Site::parse("reg.example").unwrap();
+        for img in &m.images {
+            e.registry.borrow_mut().insert(
+                site.pull_ref(img).unwrap(),
+                ("sha256:feedface".into(), vec![]),
+            );
+        }
+        let err = ensure_images(&sd, &e, &m, &crate::install::Stderr { quiet: true }).unwrap_err();
+        assert!(err.contains("as image sha256:feedface, expected"), "{err}");
+        assert!(e.tags.borrow().keys().all(|k| k.contains('@')), "no name was tagged");
+    }
 
     fn ids(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()

@@ -43,6 +43,7 @@ use crate::engine::{Engine, EngineError, Store};
 use crate::envfile::{self, EnvPlan};
 use crate::health;
 use crate::minisign::PublicKey;
+use crate::registry::Site;
 use crate::state::{
     self, Action, HistoryEntry, InstalledFile, Journal, Op, Outcome, Phase, Release, State,
     StateDir, StateError,
@@ -248,6 +249,9 @@ pub struct InstallOptions {
     /// sha256 of the bundled installer this process was re-executed as, after
     /// a self-update (it is not updated again).
     pub self_updated: Option<String>,
+    /// Pull the images from this site registry by digest instead of
+    /// loading them from the bundle (which is then read up to its files).
+    pub registry: Option<Site>,
 }
 
 /// The result of a successful install.
@@ -305,13 +309,16 @@ pub fn install(
         &env_after,
         report,
     )?;
+    let images = match &plan.opts.registry {
+        Some(site) => format!("images from {site}"),
+        None => format!("{} blobs", m.carried_blobs().len()),
+    };
     report.step(&format!(
-        "verified {} {} (signed by key {}), {} files, {} blobs",
+        "verified {} {} (signed by key {}), {} files, {images}",
         m.name,
         m.version,
         staged.verified.signer().id,
         m.files.len(),
-        m.carried_blobs().len()
     ));
     // 5. Keep the release in the state dir; journal.
     let from = keep(&mut plan, &mut staged, report)?;

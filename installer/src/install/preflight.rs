@@ -440,7 +440,9 @@ pub(crate) fn preflight(
     }
     problems.extend(found);
     check_trust_change(&m.trust, &plan.keys, &plan.revoked, &mut problems);
-    check_delta(&plan.sd, m, &mut problems);
+    if opts.registry.is_none() {
+        check_delta(&plan.sd, m, &mut problems);
+    }
     problems
 }
 
@@ -471,7 +473,12 @@ fn host_problems(
             m.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         ));
     }
-    let need = m.payload_size() + m.payload_size() / 10 + (16 << 20);
+    // A registry install keeps the files only; the engine pulls the rest.
+    let payload = match plan.opts.registry {
+        Some(_) => m.files.iter().chain(&m.layout).map(|f| f.size).sum(),
+        None => m.payload_size(),
+    };
+    let need = payload + payload / 10 + (16 << 20);
     let dir = plan.opts.dir.display();
     match free_space(&plan.sd.root) {
         Ok(free) if free < need && fault_on("ignore-free-space").is_none() => problems.push(format!(

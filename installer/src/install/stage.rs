@@ -128,6 +128,7 @@ pub(crate) fn keep_release(
     sd: &StateDir,
     v: &VerifiedManifest,
     staging: &Path,
+    registry: Option<&Site>,
 ) -> Result<(), InstallError> {
     let m = v.manifest();
     let fs = sd.fs()?;
@@ -157,6 +158,14 @@ pub(crate) fn keep_release(
         0o644,
     )
     .map_err(fs_err)?;
+    if let Some(site) = registry {
+        fs.write(
+            &tmp.join(state::REGISTRY_FILE),
+            format!("{site}\n").as_bytes(),
+            0o644,
+        )
+        .map_err(fs_err)?;
+    }
     if let Ok(rd) = std::fs::read_dir(staging.join("blobs")) {
         for e in rd.flatten() {
             let dest = StateDir::rel("blobs/sha256").join(e.file_name());
@@ -211,15 +220,18 @@ pub(crate) fn verify_and_stage(
     engine: &Result<Box<dyn Engine>, EngineError>,
 ) -> Result<Staged, InstallError> {
     let (opts, sd) = (&plan.opts, &plan.sd);
-    let input = crate::parts::open(std::slice::from_ref(&opts.bundle), &plan.keys).map_err(
-        |e| match e {
+    let scope = match opts.registry {
+        Some(_) => bundle::Scope::FilesOnly,
+        None => bundle::Scope::Whole,
+    };
+    let input = crate::parts::open_scoped(std::slice::from_ref(&opts.bundle), &plan.keys, scope)
+        .map_err(|e| match e {
             crate::parts::OpenError::Bundle(b) => InstallError::Bundle {
                 path: opts.bundle.clone(),
                 source: b,
             },
             crate::parts::OpenError::Parts(p) => InstallError::Parts(p),
-        },
-    )?;
+        })?;
     clear_staging(sd);
     let pid = std::process::id().to_string();
     let staging = sd.staging().join(&pid);
@@ -246,9 +258,10 @@ pub(crate) fn verify_and_stage(
         sd: sd.clone(),
         armed: true,
     };
-    let verified = bundle::read_bundle::<InstallError>(
+    let verified = bundle::read_bundle_scoped::<InstallError>(
         input,
         &plan.keys,
+        scope,
         |signed: &SignedManifest| {
             let m = signed.manifest();
             let mut problems = preflight(plan, engine, m, &fs, old.as_ref(), &env);
@@ -319,7 +332,12 @@ pub(crate) fn keep(
         self_update(&plan.opts, m, &staged.staging, report)?;
     }
     plan.sd.create()?;
-    keep_release(&plan.sd, &staged.verified, &staged.staging)?;
+    keep_release(
+        &plan.sd,
+        &staged.verified,
+        &staged.staging,
+        plan.opts.registry.as_ref(),
+    )?;
     if plan.state.current.is_none() && plan.state.name.is_empty() {
         for k in &plan.keys {
             plan.sd.add_key(k)?;
