@@ -76,4 +76,3 @@ fn look_up(registry: &str) -> Result<Option<Credentials>, CredsError> {
     }
     Ok(dockerconfig::lookup(registry)?)
 }
-

@@ -136,9 +136,10 @@ fn with_stdin(c: &mut Command, input: &str) -> Ran {
     }
 }
 
-fn manifest_of(b: &Path) -> Manifest {
-    let input = installer::parts::open(&[b.to_owned()], &[]).ok();
-    let input = input.unwrap_or_else(|| bundle::open(b).unwrap());
+fn manifest_of(b: &Path, key: &Path) -> Manifest {
+    let key =
+        installer::minisign::PublicKey::parse(&std::fs::read_to_string(key).unwrap()).unwrap();
+    let input = installer::parts::open(&[b.to_owned()], &[key]).unwrap();
     bundle::read_head_unverified(input).unwrap().manifest
 }
 
@@ -177,8 +178,8 @@ fn two_hosts_install_from_the_site_registry_by_pinned_digest() {
     let site = Site::start();
     let vendor = Vendor::new(&shared().registry);
     let (media, index) = split_build(&vendor, "v1");
-    let m1 = manifest_of(&index);
     let pk = vendor.public_key.clone();
+    let m1 = manifest_of(&index, &pk);
 
     // The site already holds another manifest under the first image's tag.
     let (first, other) = (
@@ -196,7 +197,13 @@ fn two_hosts_install_from_the_site_registry_by_pinned_digest() {
             .args(["--dest-creds", &format!("{USER}:{PASSWORD}")])
             .arg("--dest-cert-dir")
             .arg(certs.path())
-            .arg(format!("docker://{}", other.source))
+            .arg({
+                let r = manifest_schema::ImageRef::parse(&other.source).unwrap();
+                format!(
+                    "docker://{}/{}@{}",
+                    r.registry, r.repository, other.manifest.digest
+                )
+            })
             .arg(format!(
                 "docker://{}/acme/{}",
                 site.reg.addr,
@@ -322,10 +329,14 @@ fn upgrade_and_rollback_from_the_site_registry() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = host.install_env(&v2, &site.env(), &["--registry", &reg]);
+    let r = host.install_env(
+        &v2,
+        &site.env(),
+        &["--registry", &reg, "--set", "ADMIN_EMAIL=ops@example.com"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(host.health().contains("2.0.0"), "{}", host.health());
-    let m1 = manifest_of(&v1);
+    let m1 = manifest_of(&v1, &pk);
     let web1 = m1.images.iter().find(|i| i.name.contains("web")).unwrap();
     // The engine no longer has v1's web image: rollback pulls it again
     // from the registry recorded with the release.
@@ -355,8 +366,8 @@ fn wrong_credentials_an_interrupted_push_and_a_tampered_pull() {
     let site = Site::start();
     let vendor = Vendor::new(&shared().registry);
     let v1 = vendor.bundle("v1", &[]);
-    let m1 = manifest_of(&v1);
     let pk = vendor.public_key.clone();
+    let m1 = manifest_of(&v1, &pk);
 
     // Wrong password on stdin: exit 3, the registry named, no secret shown.
     let wrong = "hunter2-not-it";

@@ -232,15 +232,21 @@ mod tests {
                 (img.config.digest.to_string(), vec![]),
             );
         }
-        let (ids, loaded) = ensure_images(&sd, &e, &m, &crate::install::Stderr { quiet: true }).unwrap();
-        assert!(e.loads.borrow().is_empty(), "nothing loaded from the bundle");
+        let (ids, loaded) =
+            ensure_images(&sd, &e, &m, &crate::install::Stderr { quiet: true }).unwrap();
+        assert!(
+            e.loads.borrow().is_empty(),
+            "nothing loaded from the bundle"
+        );
         let pulls = e.pulls.borrow().clone();
         assert_eq!(pulls.len(), mine.len());
         for img in &mine {
             assert!(
                 pulls.contains(&format!(
                     "reg.example:5000/acme/{}@{}",
-                    manifest_schema::ImageRef::parse(&img.name).unwrap().repository,
+                    manifest_schema::ImageRef::parse(&img.name)
+                        .unwrap()
+                        .repository,
                     img.manifest.digest
                 )),
                 "{pulls:?}"
@@ -269,7 +275,10 @@ mod tests {
         }
         let err = ensure_images(&sd, &e, &m, &crate::install::Stderr { quiet: true }).unwrap_err();
         assert!(err.contains("as image sha256:feedface, expected"), "{err}");
-        assert!(e.tags.borrow().keys().all(|k| k.contains('@')), "no name was tagged");
+        assert!(
+            e.tags.borrow().keys().all(|k| k.contains('@')),
+            "no name was tagged"
+        );
     }
 
     fn ids(s: &str) -> Vec<String> {
