@@ -89,49 +89,7 @@ pub struct CliEngine<F: Flavor> {
     flavor: PhantomData<F>,
 }
 
-/// Waits for a load the archive was streamed into: the child's own
-/// complaint explains a broken pipe better than the pipe.
-fn finish_load(
-    cmd: String,
-    child: std::process::Child,
-    streamed: io::Result<()>,
-) -> Result<(), EngineError> {
-    let out = child.wait_with_output().map_err(|e| EngineError::Stream {
-        cmd: cmd.clone(),
-        source: e,
-    })?;
-    if !out.status.success() {
-        return Err(EngineError::Failed {
-            cmd,
-            status: out.status.to_string(),
-            stderr: tail(&out.stderr, 15),
-        });
-    }
-    if let Err(e) = streamed {
-        return Err(EngineError::Stream { cmd, source: e });
-    }
-    Ok(())
-}
-
 impl<F: Flavor> CliEngine<F> {
-    /// Starts `load`, reading an archive on its stdin.
-    fn spawn_load(&self) -> Result<(String, std::process::Child), EngineError> {
-        let mut c = self.cmd();
-        c.arg("load");
-        let cmd = show(&c);
-        let child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| EngineError::Spawn {
-                cmd: cmd.clone(),
-                source: e,
-                hint: ENGINE_HINT,
-            })?;
-        Ok((cmd, child))
-    }
-
     /// The engine's binary (`$BIN_VAR` overrides its name) with the given
     /// compose, else the flavor's first that answers.
     pub fn detect(compose: Option<&str>) -> Result<Self, EngineError> {
@@ -230,47 +188,38 @@ impl<F: Flavor> Engine for CliEngine<F> {
         &self,
         write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
     ) -> Result<(), EngineError> {
-        let (cmd, mut child) = self.spawn_load()?;
+        let mut c = self.cmd();
+        c.arg("load");
+        let cmd = show(&c);
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| EngineError::Spawn {
+                cmd: cmd.clone(),
+                source: e,
+                hint: ENGINE_HINT,
+            })?;
         let mut stdin = child.stdin.take().expect("piped");
         let streamed = write(&mut stdin).and_then(|()| stdin.flush());
         drop(stdin);
-        finish_load(cmd, child, streamed)
-    }
-
-    /// The engine's daemon takes several loads at once: while one stream
-    /// waits on the daemon's disk writes, another's layers are unpacked
-    /// on the other cores.
-    fn load_all(
-        &self,
-        writers: Vec<super::Writer<'_>>,
-        parallel: usize,
-    ) -> Vec<Result<(), EngineError>> {
-        let mut results = Vec::new();
-        let mut writers = writers.into_iter().peekable();
-        while writers.peek().is_some() {
-            let batch: Vec<super::Writer<'_>> = writers.by_ref().take(parallel.max(1)).collect();
-            let spawned: Vec<_> = batch.into_iter().map(|w| (self.spawn_load(), w)).collect();
-            let done: Vec<Result<(), EngineError>> = std::thread::scope(|s| {
-                let handles: Vec<_> = spawned
-                    .into_iter()
-                    .map(|(child, mut w)| {
-                        s.spawn(move || {
-                            let (cmd, mut child) = child?;
-                            let mut stdin = child.stdin.take().expect("piped");
-                            let streamed = w(&mut stdin).and_then(|()| stdin.flush());
-                            drop(stdin);
-                            finish_load(cmd, child, streamed)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a load thread does not panic"))
-                    .collect()
+        let out = child.wait_with_output().map_err(|e| EngineError::Stream {
+            cmd: cmd.clone(),
+            source: e,
+        })?;
+        // The child's own complaint explains a broken pipe better than the pipe.
+        if !out.status.success() {
+            return Err(EngineError::Failed {
+                cmd,
+                status: out.status.to_string(),
+                stderr: tail(&out.stderr, 15),
             });
-            results.extend(done);
         }
-        results
+        if let Err(e) = streamed {
+            return Err(EngineError::Stream { cmd, source: e });
+        }
+        Ok(())
     }
 
     fn tag(&self, id: &str, name: &str) -> Result<(), EngineError> {

@@ -81,9 +81,6 @@ pub enum EngineError {
     },
 }
 
-/// Writes one archive into a load (see [`Engine::load_all`]).
-pub type Writer<'a> = Box<dyn FnMut(&mut dyn Write) -> io::Result<()> + Send + 'a>;
-
 /// A container of the project, as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Container {
@@ -153,16 +150,6 @@ pub trait Engine: fmt::Debug {
         &self,
         write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
     ) -> Result<(), EngineError>;
-    /// Streams each archive into a load of its own, up to `parallel` at
-    /// once; a result per writer, in order. One after another unless the
-    /// engine overrides it.
-    fn load_all(&self, writers: Vec<Writer<'_>>, parallel: usize) -> Vec<Result<(), EngineError>> {
-        let _ = parallel;
-        writers
-            .into_iter()
-            .map(|mut w| self.load(&mut *w))
-            .collect()
-    }
     /// Tags an image.
     fn tag(&self, id: &str, name: &str) -> Result<(), EngineError>;
     /// Pulls `reference` (`HOST/REPO@DIGEST`: the engine checks the digest).

@@ -37,7 +37,6 @@ pub fn ensure_images(
     let mut out = Vec::new();
     let mut loaded = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut pending = Vec::new();
     for img in m
         .images
         .iter()
@@ -66,15 +65,33 @@ pub fn ensure_images(
             continue;
         }
         let diff_ids = config_diff_ids(sd, img)?;
-        pending.push((img, id, diff_ids));
-    }
-    while !pending.is_empty() {
-        let batch = next_batch(&mut pending, parallel_loads());
-        load_batch(sd, engine, store, &batch, &existing, report)?;
-        for (img, id, diff_ids) in batch {
-            existing.insert(id, diff_ids);
-            loaded.push(img.name.clone());
+        let skip = if engine.skips_present_layers() {
+            layers_present(&existing, &diff_ids)
+        } else {
+            0
+        };
+        report.step(&format!(
+            "loading {} ({} of {} layers new)",
+            img.name,
+            img.layers.len() - skip,
+            img.layers.len()
+        ));
+        engine
+            .load(&mut |w| match store {
+                Store::Classic => write_docker_archive(w, sd, img, skip),
+                Store::Containerd => write_oci_archive(w, sd, img),
+            })
+            .map_err(|e| format!("{}: {e}", img.name))?;
+        let got = engine.image_id(&img.name).map_err(|e| e.to_string())?;
+        if got.as_deref() != Some(id.as_str()) {
+            return Err(format!(
+                "{}: after load the engine reports image {}, expected {id}",
+                img.name,
+                got.unwrap_or_else(|| "nothing".into())
+            ));
         }
+        existing.insert(id, diff_ids);
+        loaded.push(img.name.clone());
     }
     Ok((out, loaded))
 }
@@ -104,82 +121,6 @@ fn pull(
         ));
     }
     engine.tag(id, &img.name).map_err(|e| e.to_string())
-}
-
-/// An image to load: its entry, the ID it must get, its layers' diff IDs.
-type Pending<'m> = (&'m ImageEntry, String, Vec<String>);
-
-/// How many loads run at once: one more than the cores (a load waits on
-/// the daemon's disk writes part of the time), at most four.
-fn parallel_loads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get() + 1)
-        .unwrap_or(2)
-        .min(4)
-}
-
-/// Takes up to `n` images that share no bottom layer with each other: an
-/// image built on the same base as one in this batch waits for the next,
-/// so that the base is loaded once and then left out of its archive.
-pub(crate) fn next_batch<'m>(pending: &mut Vec<Pending<'m>>, n: usize) -> Vec<Pending<'m>> {
-    let mut batch: Vec<Pending<'m>> = Vec::new();
-    let mut rest = Vec::new();
-    for p in pending.drain(..) {
-        let shares = batch
-            .iter()
-            .any(|b| !p.2.is_empty() && b.2.first() == p.2.first());
-        if batch.len() < n && !shares {
-            batch.push(p);
-        } else {
-            rest.push(p);
-        }
-    }
-    *pending = rest;
-    batch
-}
-
-/// Loads a batch of images at once, each from its own archive, leaving
-/// out the layers the engine has, and checks the ID each got.
-fn load_batch(
-    sd: &StateDir,
-    engine: &dyn Engine,
-    store: Store,
-    batch: &[Pending<'_>],
-    existing: &BTreeMap<String, Vec<String>>,
-    report: &dyn Report,
-) -> Result<(), String> {
-    let mut writers: Vec<crate::engine::Writer<'_>> = Vec::new();
-    for (img, _, diff_ids) in batch {
-        let img: &ImageEntry = img;
-        let skip = if engine.skips_present_layers() {
-            layers_present(existing, diff_ids)
-        } else {
-            0
-        };
-        report.step(&format!(
-            "loading {} ({} of {} layers new)",
-            img.name,
-            img.layers.len() - skip,
-            img.layers.len()
-        ));
-        writers.push(Box::new(move |w: &mut dyn Write| match store {
-            Store::Classic => write_docker_archive(w, sd, img, skip),
-            Store::Containerd => write_oci_archive(w, sd, img),
-        }));
-    }
-    let results = engine.load_all(writers, batch.len());
-    for ((img, id, _), r) in batch.iter().zip(results) {
-        r.map_err(|e| format!("{}: {e}", img.name))?;
-        let got = engine.image_id(&img.name).map_err(|e| e.to_string())?;
-        if got.as_deref() != Some(id.as_str()) {
-            return Err(format!(
-                "{}: after load the engine reports image {}, expected {id}",
-                img.name,
-                got.unwrap_or_else(|| "nothing".into())
-            ));
-        }
-    }
-    Ok(())
 }
 
 pub(crate) fn config_diff_ids(sd: &StateDir, img: &ImageEntry) -> Result<Vec<String>, String> {
@@ -342,31 +283,6 @@ mod tests {
 
     fn ids(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
-    }
-
-    #[test]
-    fn a_batch_holds_no_two_images_on_one_base_and_at_most_n() {
-        let m = manifest();
-        let img = &m.images[0];
-        let p = |base: &str, id: &str| (img, id.to_owned(), ids(base));
-        let mut pending = vec![
-            p("a x", "1"),
-            p("a y", "2"),
-            p("b", "3"),
-            p("c", "4"),
-            p("", "5"),
-        ];
-        let first: Vec<String> = next_batch(&mut pending, 3)
-            .into_iter()
-            .map(|b| b.1)
-            .collect();
-        assert_eq!(first, ["1", "3", "4"]);
-        let second: Vec<String> = next_batch(&mut pending, 3)
-            .into_iter()
-            .map(|b| b.1)
-            .collect();
-        assert_eq!(second, ["2", "5"]);
-        assert!(pending.is_empty());
     }
 
     #[rstest]
