@@ -219,6 +219,24 @@ fn two_hosts_install_from_the_site_registry_by_pinned_digest() {
     // Push: credentials from the Docker config, the CA given.
     let done = json(&site.push(media.path(), &pk, &[], &["--json"], ""));
     assert!(done["blobs_uploaded"].as_u64().unwrap() > 0, "{done}");
+    // A blob two repositories need is sent once and mounted into the other.
+    let mut users: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for img in &m1.images {
+        for d in std::iter::once(&img.config).chain(&img.layers) {
+            users
+                .entry(d.digest.to_string())
+                .or_default()
+                .insert(site_name(&img.name).split(':').next().unwrap().to_owned());
+        }
+    }
+    let shared_blobs = users.values().filter(|r| r.len() > 1).count();
+    assert!(shared_blobs > 0, "the fixture images share a base");
+    assert!(done["blobs_mounted"].as_u64().unwrap() > 0, "{done}");
+    assert!(
+        done["blobs_uploaded"].as_u64().unwrap() as usize <= users.len(),
+        "no blob sent twice: {done}"
+    );
     for img in &m1.images {
         let raw = site.manifest(&site_name(&img.name)).expect("tag set");
         assert_eq!(
