@@ -6,7 +6,8 @@
 //!    get`, the server URL on stdin, JSON on stdout;
 //! 2. `credsStore`: the same protocol, with the default store's helper;
 //! 3. `auths[registry]`: `auth` (base64 of `user:password`), or `username`
-//!    and `password`.
+//!    and `password`, or `identitytoken` (an OAuth refresh token, exchanged
+//!    at the registry's token service: [`Credentials::refresh_form`]).
 //!
 //! Docker Hub is `https://index.docker.io/v1/` in all of them. A helper that
 //! has nothing for the registry falls through to the next source; one that
@@ -29,6 +30,10 @@ pub struct Credentials {
     pub username: String,
     /// Password or token.
     pub password: Zeroizing<String>,
+    /// `password` is an identity token (an OAuth refresh token: `auths`'
+    /// `identitytoken`, or a helper's answer with user `<token>`), to be
+    /// exchanged at the registry's token service, never sent as Basic.
+    pub identity_token: bool,
 }
 
 impl fmt::Debug for Credentials {
@@ -38,6 +43,38 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// A user and password.
+    pub fn password(username: &str, password: &str) -> Credentials {
+        Credentials {
+            username: username.to_owned(),
+            password: Zeroizing::new(password.to_owned()),
+            identity_token: false,
+        }
+    }
+
+    /// The form a token service takes to exchange the identity token for
+    /// an access token to `scopes` (OAuth2 `refresh_token` grant, as the
+    /// docker CLI sends it).
+    pub fn refresh_form(
+        &self,
+        service: Option<&str>,
+        scopes: &[String],
+        client_id: &str,
+    ) -> Zeroizing<String> {
+        let mut f = format!(
+            "grant_type=refresh_token&client_id={}&refresh_token={}",
+            percent(client_id),
+            percent(&self.password)
+        );
+        if let Some(s) = service {
+            f.push_str(&format!("&service={}", percent(s)));
+        }
+        for s in scopes {
+            f.push_str(&format!("&scope={}", percent(s)));
+        }
+        Zeroizing::new(f)
+    }
+
     /// The `Authorization: Basic` value.
     pub fn basic(&self) -> Zeroizing<String> {
         use base64::Engine as _;
@@ -128,12 +165,14 @@ struct AuthEntry {
     auth: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    identitytoken: Option<String>,
 }
 
 impl Drop for AuthEntry {
     fn drop(&mut self) {
         self.auth.zeroize();
         self.password.zeroize();
+        self.identitytoken.zeroize();
     }
 }
 
@@ -222,6 +261,7 @@ fn from_helper(helper: &str, registry: &str) -> Result<Option<Credentials>, Cred
     Ok(Some(Credentials {
         username: answer.username.clone(),
         password: Zeroizing::new(answer.secret.clone()),
+        identity_token: answer.username == "<token>",
     }))
 }
 
@@ -230,6 +270,13 @@ fn from_auths(config: &DockerConfig, registry: &str) -> Option<Credentials> {
         .auths
         .iter()
         .find_map(|(k, e)| names(k, registry).then_some(e))?;
+    if let Some(t) = entry.identitytoken.as_ref().filter(|t| !t.is_empty()) {
+        return Some(Credentials {
+            username: entry.username.clone().unwrap_or_default(),
+            password: Zeroizing::new(t.clone()),
+            identity_token: true,
+        });
+    }
     if let Some(a) = &entry.auth {
         use base64::Engine as _;
         let decoded = Zeroizing::new(
@@ -239,15 +286,53 @@ fn from_auths(config: &DockerConfig, registry: &str) -> Option<Credentials> {
         );
         let s = std::str::from_utf8(&decoded).ok()?;
         let (u, p) = s.split_once(':')?;
-        return Some(Credentials {
-            username: u.to_owned(),
-            password: Zeroizing::new(p.to_owned()),
-        });
+        return Some(Credentials::password(u, p));
     }
-    Some(Credentials {
-        username: entry.username.clone()?,
-        password: Zeroizing::new(entry.password.as_ref()?.to_string()),
-    })
+    Some(Credentials::password(
+        entry.username.as_ref()?,
+        entry.password.as_ref()?,
+    ))
+}
+
+/// `key="value", key2="value2"` of a `WWW-Authenticate` challenge, after
+/// its scheme; keys lowercased.
+pub fn parse_challenge(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let Some((k, after)) = rest.split_once('=') else {
+            break;
+        };
+        let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (v, next) = if let Some(q) = after.strip_prefix('"') {
+            match q.find('"') {
+                Some(i) => (&q[..i], &q[i + 1..]),
+                None => (q, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(i) => (&after[..i], &after[i..]),
+                None => (after, ""),
+            }
+        };
+        out.insert(k, v.to_owned());
+        rest = next.trim_start().trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+/// Percent-encodes a query or form value.
+pub fn percent(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `registry`'s credentials from the Docker config: `credHelpers`, then
@@ -301,6 +386,16 @@ mod tests {
         let b = from_auths(&c, "b.example").unwrap();
         assert_eq!((b.username.as_str(), b.password.as_str()), ("u", "p"));
         assert!(from_auths(&c, "c.example").is_none());
+        let t: DockerConfig =
+            serde_json::from_str(r#"{"auths":{"acr.example":{"identitytoken":"refresh-abc"}}}"#)
+                .unwrap();
+        let i = from_auths(&t, "acr.example").unwrap();
+        assert!(i.identity_token);
+        assert_eq!(i.password.as_str(), "refresh-abc");
+        assert_eq!(
+            i.refresh_form(Some("acr.example"), &["repository:a/b:pull".into()], "bundler").as_str(),
+            "grant_type=refresh_token&client_id=bundler&refresh_token=refresh-abc&service=acr.example&scope=repository%3Aa%2Fb%3Apull"
+        );
         assert!(!format!("{c:?}").contains("dXNlcjpwYXNz"));
     }
 }

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
 use bundle_format::dockerconfig::{self, is_hub};
-use zeroize::Zeroizing;
 
 use crate::registry::Credentials;
 
@@ -66,10 +65,7 @@ fn look_up(registry: &str) -> Result<Option<Credentials>, CredsError> {
         std::env::var(PASSWORD_ENV),
     ) {
         (Ok(r), Ok(u), Ok(p)) if r == registry || (is_hub(&r) && is_hub(registry)) => {
-            return Ok(Some(Credentials {
-                username: u,
-                password: Zeroizing::new(p),
-            }))
+            return Ok(Some(Credentials::password(&u, &p)))
         }
         (Err(_), Ok(_), Ok(_)) => return Err(CredsError::EnvWithoutRegistry),
         _ => {}

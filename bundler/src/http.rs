@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use manifest_schema::ImageRef;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode};
 use tokio::sync::Mutex;
 
@@ -170,7 +170,13 @@ impl RegistryHttp {
         let cached = self.auth.lock().await.get(&key).cloned();
         let mut response = self.send(&url, accept, cached.as_ref()).await?;
         if response.status() == StatusCode::UNAUTHORIZED {
-            let header = self.authenticate(&oci_ref).await?;
+            let challenge = response
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let header = self.authenticate(&oci_ref, &challenge).await?;
             response = self.send(&url, accept, header.as_ref()).await?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 let mut map = self.auth.lock().await;
@@ -206,12 +212,24 @@ impl RegistryHttp {
     /// The `Authorization` for a repository: a bearer token when the
     /// registry hands them out, else HTTP Basic with the user's credentials,
     /// else none.
-    async fn authenticate(&self, reference: &Reference) -> Result<Option<HeaderValue>, HttpError> {
+    async fn authenticate(
+        &self,
+        reference: &Reference,
+        challenge: &str,
+    ) -> Result<Option<HeaderValue>, HttpError> {
         let creds = credentials_for(reference.registry()).map_err(|e| HttpError {
             message: e.to_string(),
             hint: e.hint(),
             retry: Retry::Never,
         })?;
+        if let Some(c) = creds.as_ref().filter(|c| c.identity_token) {
+            let token = self.exchange(reference, challenge, c).await?;
+            return sensitive(&zeroize::Zeroizing::new(format!(
+                "Bearer {}",
+                token.as_str()
+            )))
+            .map(Some);
+        }
         let auth = match &creds {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.to_string()),
             None => RegistryAuth::Anonymous,
@@ -230,15 +248,82 @@ impl RegistryHttp {
             (None, Some(c)) => c.basic(),
             (None, None) => return Ok(None),
         };
-        let mut h = HeaderValue::from_str(&value).map_err(|_| HttpError {
-            message: "the credentials hold characters an HTTP header cannot carry".into(),
+        sensitive(&value).map(Some)
+    }
+
+    /// Exchanges an identity token (an OAuth refresh token) for an access
+    /// token at the token service the registry's challenge names
+    /// (`grant_type=refresh_token`, as the docker CLI does).
+    async fn exchange(
+        &self,
+        reference: &Reference,
+        challenge: &str,
+        creds: &crate::registry::Credentials,
+    ) -> Result<zeroize::Zeroizing<String>, HttpError> {
+        let registry = reference.registry();
+        let fail = |message: String| HttpError {
+            message: format!("{registry}: {message}"),
             hint: LOGIN_HINT,
             retry: Retry::Never,
-        })?;
-        // Kept out of reqwest's and our own Debug output.
-        h.set_sensitive(true);
-        Ok(Some(h))
+        };
+        let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+        let params = bundle_format::dockerconfig::parse_challenge(params);
+        let realm = match params.get("realm") {
+            Some(r) if scheme.eq_ignore_ascii_case("bearer") => r,
+            _ => {
+                return Err(fail(format!(
+                    "the Docker config holds an identity token, but the registry asks for {scheme:?} auth, not a token service"
+                )))
+            }
+        };
+        let scope = format!("repository:{}:pull", reference.repository());
+        let form = creds.refresh_form(
+            params.get("service").map(String::as_str),
+            &[scope],
+            "bundler",
+        );
+        let resp = self
+            .http
+            .post(realm)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form.to_string())
+            .send()
+            .await
+            .map_err(|e| fail(format!("token service {realm}: {}", chain(&e))))?;
+        let status = resp.status();
+        let body =
+            zeroize::Zeroizing::new(resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default());
+        if !status.is_success() {
+            return Err(fail(format!(
+                "token service {realm} refused the identity token (HTTP {status})"
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            access_token: Option<String>,
+            token: Option<String>,
+        }
+        let a: Answer = serde_json::from_slice(&body)
+            .map_err(|_| fail(format!("token service {realm}: its answer holds no token")))?;
+        a.access_token
+            .or(a.token)
+            .map(zeroize::Zeroizing::new)
+            .ok_or_else(|| fail(format!("token service {realm}: its answer holds no token")))
     }
+}
+
+/// A header value kept out of reqwest's and our own Debug output.
+fn sensitive(value: &str) -> Result<HeaderValue, HttpError> {
+    let mut h = HeaderValue::from_str(value).map_err(|_| HttpError {
+        message: "the credentials hold characters an HTTP header cannot carry".into(),
+        hint: LOGIN_HINT,
+        retry: Retry::Never,
+    })?;
+    h.set_sensitive(true);
+    Ok(h)
 }
 
 const USER_AGENT: &str = concat!("bundler/", env!("CARGO_PKG_VERSION"));

@@ -304,3 +304,84 @@ fn credentials_go_to_the_registry_and_not_to_where_it_redirects() {
         "the redirect target got the blob request without credentials"
     );
 }
+
+#[test]
+fn an_identity_token_is_exchanged_at_the_token_service_and_never_sent_itself() {
+    // `auths.<registry>.identitytoken`, as `docker login` stores an OAuth
+    // refresh token: exchanged at the token service the registry's Bearer
+    // challenge names (grant_type=refresh_token), the access token sent.
+    let refresh = "refresh-Tok3n-4bc";
+    let reg = BadRegistry::start_with_refresh_token(images(), refresh);
+    let vendor = Vendor::new(reg.addr());
+    let spec = fixtures::app::write_app("v1", reg.addr(), &vendor.dir.path().join("app")).unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let config = |token: &str| {
+        std::fs::write(
+            cfg.path().join("config.json"),
+            format!(
+                r#"{{"auths":{{"{}":{{"identitytoken":"{token}"}}}}}}"#,
+                reg.addr()
+            ),
+        )
+        .unwrap();
+    };
+    let bundler = |vendor: &Vendor, args: &[&str]| {
+        let mut c = vendor.bundler();
+        c.env("DOCKER_CONFIG", cfg.path()).args(args);
+        capture(c.args(["--insecure-registry", reg.addr()]))
+    };
+    config(refresh);
+    let r = bundler(&vendor, &["pin", "-q", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "pin: {}", r.stderr);
+    let key = vendor.key.to_str().unwrap();
+    let out = vendor.dir.path().join("demo.bundle");
+    let r = bundler(
+        &vendor,
+        &[
+            "build",
+            spec.to_str().unwrap(),
+            "--key",
+            key,
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(out.exists());
+    let web = reg.layers("demo/web", "1.0.0").last().unwrap().clone();
+    let seen = reg.authorizations(&web);
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .flatten()
+            .all(|a| a == "Bearer badreg-access-token"),
+        "{seen:?}"
+    );
+
+    // A token the service refuses: exit 3, naming the registry and the
+    // refusal, printing no token, writing no bundle.
+    let wrong = "refresh-n0t-it";
+    config(wrong);
+    // A vendor with an empty cache, so that the build asks the registry.
+    let fresh = Vendor::new(reg.addr());
+    let out = fresh.dir.path().join("refused.bundle");
+    let r = bundler(
+        &fresh,
+        &[
+            "build",
+            spec.to_str().unwrap(),
+            "--key",
+            key,
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(reg.addr()) && r.stderr.contains("refused the identity token"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(wrong) && !r.stdout.contains(wrong));
+    assert!(!out.exists());
+}

@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bundle_format::dockerconfig::{Credentials, CredsError};
+use bundle_format::dockerconfig::{parse_challenge, percent, Credentials, CredsError};
 use manifest_schema::{Digest, ImageEntry, ImageRef};
 use ureq::http::{self, Response};
 use ureq::Body;
@@ -695,46 +695,6 @@ fn location(resp: &Response<Body>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `key="value", key2="value2"` of a challenge.
-fn parse_challenge(s: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut rest = s.trim();
-    while !rest.is_empty() {
-        let Some((k, after)) = rest.split_once('=') else {
-            break;
-        };
-        let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
-        let after = after.trim_start();
-        let (v, next) = if let Some(q) = after.strip_prefix('"') {
-            match q.find('"') {
-                Some(i) => (&q[..i], &q[i + 1..]),
-                None => (q, ""),
-            }
-        } else {
-            match after.find(',') {
-                Some(i) => (&after[..i], &after[i..]),
-                None => (after, ""),
-            }
-        };
-        out.insert(k, v.to_owned());
-        rest = next.trim_start().trim_start_matches(',').trim_start();
-    }
-    out
-}
-
-/// Percent-encodes a query value.
-fn percent(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Reads the password for `--registry-user` from stdin (one line).
 pub fn password_from_stdin(user: &str) -> Result<Credentials, String> {
     use std::io::BufRead;
@@ -743,16 +703,13 @@ pub fn password_from_stdin(user: &str) -> Result<Credentials, String> {
         .lock()
         .read_line(&mut line)
         .map_err(|e| format!("reading the password from stdin: {e}"))?;
-    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    let password = Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
     if password.is_empty() {
         return Err(format!(
             "--registry-user {user}: no password on stdin; hint: pipe it in, e.g. `installer push … --registry-user {user} < password-file`"
         ));
     }
-    Ok(Credentials {
-        username: user.to_owned(),
-        password: Zeroizing::new(password),
-    })
+    Ok(Credentials::password(user, &password))
 }
 
 /// The credentials for `site`: `--registry-user` with the password on
@@ -811,6 +768,7 @@ mod tests {
 
     #[test]
     fn challenges_are_read_as_registries_send_them() {
+        use bundle_format::dockerconfig::{parse_challenge, percent};
         let p = parse_challenge(
             r#"realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
         );

@@ -34,10 +34,7 @@ impl Site {
         std::fs::create_dir_all(&certs_d).unwrap();
         std::fs::copy(reg.ca_cert(), certs_d.join("ca.crt")).unwrap();
         let config = tempfile::tempdir().unwrap();
-        let login = bundle_format::dockerconfig::Credentials {
-            username: USER.into(),
-            password: PASSWORD.to_owned().into(),
-        };
+        let login = bundle_format::dockerconfig::Credentials::password(USER, PASSWORD);
         let auth = login.basic().trim_start_matches("Basic ").to_owned();
         std::fs::write(
             config.path().join("config.json"),
