@@ -67,6 +67,20 @@ fn delta(variant: Variant) {
         serde_json::from_slice(&std::fs::read(&have).unwrap()).unwrap();
     assert_eq!(inv.name, "demo");
     assert_eq!(inv.version.as_ref().unwrap().to_string(), "1.0.0");
+    // It names the engine, its version and its store, as the daemon reports them.
+    let version = host
+        .docker
+        .output(&["info", "--format", "{{.ServerVersion}}"]);
+    let store = if containerd {
+        "containerd image store"
+    } else {
+        "classic image store"
+    };
+    let engine = inv.engine.as_deref().unwrap_or_default();
+    assert!(
+        engine.starts_with(&format!("docker {version}, {store}")),
+        "{engine}"
+    );
     let m1 = manifest_of(&v1);
     let v1_blobs: BTreeSet<Digest> = blob_sizes(&m1).into_iter().map(|b| b.0).collect();
     assert_eq!(

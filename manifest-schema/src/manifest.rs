@@ -247,4 +247,8 @@ pub struct Inventory {
     /// relies only on `blobs`, which the installer keeps itself.
     #[serde(default)]
     pub engine_images: Vec<Digest>,
+    /// The engine, its version and its store, as `installer status` names
+    /// them (informational: what the vendor's delta will be loaded into).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }

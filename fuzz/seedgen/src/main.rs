@@ -218,6 +218,7 @@ fn main() {
         created: "1970-01-01T00:00:00Z".into(),
         blobs: blobs.iter().map(|(d, _)| d.clone()).collect(),
         engine_images: Default::default(),
+        engine: None,
     };
     write(
         &mdir,

@@ -39,6 +39,7 @@ pub fn inventory(
         created: state::now(),
         blobs,
         engine_images,
+        engine: engine.map(|e| e.describe()),
     })
 }
 
