@@ -330,22 +330,24 @@ fn an_identity_token_is_exchanged_at_the_token_service_and_never_sent_itself() {
         c.env("DOCKER_CONFIG", cfg.path()).args(args);
         capture(c.args(["--insecure-registry", reg.addr()]))
     };
-    config(refresh);
-    let r = bundler(&vendor, &["pin", "-q", spec.to_str().unwrap()]);
-    assert_eq!(r.code, 0, "pin: {}", r.stderr);
-    let key = vendor.key.to_str().unwrap();
-    let out = vendor.dir.path().join("demo.bundle");
-    let r = bundler(
-        &vendor,
-        &[
+    // `bundler build SPEC --key KEY -o OUT` with the vendor's cache.
+    let build = |vendor: &Vendor, out: &Path| {
+        let args = [
             "build",
             spec.to_str().unwrap(),
             "--key",
-            key,
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    );
+            vendor.key.to_str().unwrap(),
+        ];
+        bundler(
+            vendor,
+            &[&args[..], &["-o", out.to_str().unwrap()]].concat(),
+        )
+    };
+    config(refresh);
+    let r = bundler(&vendor, &["pin", "-q", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "pin: {}", r.stderr);
+    let out = vendor.dir.path().join("demo.bundle");
+    let r = build(&vendor, &out);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(out.exists());
     let web = reg.layers("demo/web", "1.0.0").last().unwrap().clone();
@@ -365,17 +367,7 @@ fn an_identity_token_is_exchanged_at_the_token_service_and_never_sent_itself() {
     // A vendor with an empty cache, so that the build asks the registry.
     let fresh = Vendor::new(reg.addr());
     let out = fresh.dir.path().join("refused.bundle");
-    let r = bundler(
-        &fresh,
-        &[
-            "build",
-            spec.to_str().unwrap(),
-            "--key",
-            key,
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    );
+    let r = build(&fresh, &out);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(
         r.stderr.contains(reg.addr()) && r.stderr.contains("refused the identity token"),

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use fixtures::harness::{capture, shared, target_bin, Dockerd, Vendor};
+use fixtures::harness::{capture, capture_with_stdin, shared, target_bin, Dockerd, Vendor};
 
 fn sha(p: &Path) -> String {
     let out = Command::new("sha256sum").arg(p).output().unwrap();
@@ -217,29 +217,15 @@ fn encrypted_keys_need_their_password() {
     // decrypts it: sign a file with minisign, verify with our public key.
     let msg = dir.path().join("msg");
     std::fs::write(&msg, b"hello").unwrap();
-    let mut child = Command::new("minisign")
-        .args(["-S", "-s"])
-        .arg(&s)
-        .arg("-m")
-        .arg(&msg)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let r = capture_with_stdin(
+        Command::new("minisign")
+            .args(["-S", "-s"])
+            .arg(&s)
+            .arg("-m")
+            .arg(&msg),
+        "correct horse\n",
     );
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let r = capture(
         Command::new("minisign")
             .args(["-V", "-m"])

@@ -19,7 +19,7 @@ use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -359,12 +359,7 @@ impl EntrySink for PushSink<'_> {
     }
 
     fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
-        if self.interrupted.load(Ordering::Relaxed) {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "interrupted by a signal",
-            ));
-        }
+        crate::install::stop_if_interrupted(&self.interrupted)?;
         self.progress.advance(chunk.len() as u64, &self.done);
         match &mut self.current {
             Current::Skip => Ok(()),

@@ -6,11 +6,12 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use fixtures::harness::{capture, shared, target_bin, Host, Ran, Registry, Variant, Vendor};
+use fixtures::harness::{
+    capture, capture_with_stdin, shared, target_bin, Host, Ran, Registry, Variant, Vendor,
+};
 use installer::bundle;
 use manifest_schema::Manifest;
 use sha2::{Digest as _, Sha256};
@@ -73,7 +74,7 @@ impl Site {
             .arg("--ca-cert")
             .arg(self.reg.ca_cert())
             .args(args);
-        with_stdin(&mut c, stdin)
+        capture_with_stdin(&mut c, stdin)
     }
 
     /// Blob upload requests the registry has served so far.
@@ -104,32 +105,27 @@ impl Site {
     fn env(&self) -> [(&str, &str); 1] {
         [("DOCKER_CONFIG", self.config.path().to_str().unwrap())]
     }
+
+    /// `host`'s first install of `bundle` from the site: the vendor's key,
+    /// the host's port, `--registry ADDR/acme`.
+    fn install_first(&self, host: &Host, bundle: &Path, key: &Path) -> Ran {
+        let port = format!("APP_PORT={}", host.port);
+        let registry = self.with_prefix();
+        let args = [
+            "--public-key",
+            key.to_str().unwrap(),
+            "--set",
+            &port,
+            "--registry",
+            &registry,
+        ];
+        host.install_env(bundle, &self.env(), &args)
+    }
 }
 
 impl Drop for Site {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.certs_d);
-    }
-}
-
-fn with_stdin(c: &mut Command, input: &str) -> Ran {
-    let mut child = c
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
@@ -279,19 +275,7 @@ fn two_hosts_install_from_the_site_registry_by_pinned_digest() {
         (Variant::Docker26Containerd, part1.clone()),
     ] {
         let host = Host::on(variant, None);
-        let port = format!("APP_PORT={}", host.port);
-        let r = host.install_env(
-            &bundle,
-            &site.env(),
-            &[
-                "--public-key",
-                pk.to_str().unwrap(),
-                "--set",
-                &port,
-                "--registry",
-                &site.with_prefix(),
-            ],
-        );
+        let r = site.install_first(&host, &bundle, &pk);
         assert_eq!(r.code, 0, "{variant:?}: {}", r.stderr);
         assert!(
             host.health().contains("1.0.0"),
@@ -329,20 +313,8 @@ fn upgrade_and_rollback_from_the_site_registry() {
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
     let host = Host::on(Variant::Docker20, None);
-    let port = format!("APP_PORT={}", host.port);
     let reg = site.with_prefix();
-    let r = host.install_env(
-        &v1,
-        &site.env(),
-        &[
-            "--public-key",
-            pk.to_str().unwrap(),
-            "--set",
-            &port,
-            "--registry",
-            &reg,
-        ],
-    );
+    let r = site.install_first(&host, &v1, &pk);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = host.install_env(
         &v2,
@@ -455,19 +427,7 @@ fn wrong_credentials_an_interrupted_push_and_a_tampered_pull() {
     bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
     std::fs::write(&data, &bytes).unwrap();
     let host = Host::on(Variant::Docker20, None);
-    let port = format!("APP_PORT={}", host.port);
-    let r = host.install_env(
-        &v1,
-        &site.env(),
-        &[
-            "--public-key",
-            pk.to_str().unwrap(),
-            "--set",
-            &port,
-            "--registry",
-            &site.with_prefix(),
-        ],
-    );
+    let r = site.install_first(&host, &v1, &pk);
     assert_ne!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains(&web.name), "{}", r.stderr);
     assert!(

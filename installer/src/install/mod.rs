@@ -203,6 +203,17 @@ fn io_at(path: &Path) -> impl Fn(io::Error) -> InstallError + '_ {
     }
 }
 
+/// An error once a signal set `flag`: a sink streaming a bundle stops.
+pub fn stop_if_interrupted(flag: &AtomicBool) -> io::Result<()> {
+    if flag.load(Ordering::Relaxed) {
+        return Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "interrupted by a signal",
+        ));
+    }
+    Ok(())
+}
+
 /// Receives what the installer has to say.
 pub trait Report {
     /// A step starts or ends.

@@ -34,12 +34,7 @@ impl EntrySink for StagingSink {
         Ok(())
     }
     fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
-        if self.interrupted.load(Ordering::Relaxed) {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "interrupted by a signal",
-            ));
-        }
+        stop_if_interrupted(&self.interrupted)?;
         self.file.as_mut().expect("begun").write_all(chunk)
     }
     fn finish(&mut self) -> io::Result<()> {
