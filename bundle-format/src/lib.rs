@@ -39,6 +39,27 @@ pub mod readahead;
 pub mod safefs;
 pub mod tarfmt;
 
+/// The size and sha256 of everything `r` reads: the one hashing loop of
+/// files (parts, installed files, the self-updated installer).
+pub fn sha256_reader(mut r: impl std::io::Read) -> std::io::Result<(u64, manifest_schema::Digest)> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((
+        n,
+        manifest_schema::Digest::from_sha256_bytes(&h.finalize().into()),
+    ))
+}
+
 /// An error and its causes on one line, as `{:#}` prints them, but without
 /// a cause whose text is already there: our errors name their cause in
 /// their own message (for logs and problem lists) and also keep it as the

@@ -157,19 +157,7 @@ pub fn load_index(path: &Path, keys: &[PublicKey]) -> Result<PartsIndex, PartsEr
 }
 
 fn hash_file(p: &Path) -> io::Result<(u64, Digest)> {
-    let mut f = File::open(p)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((n, Digest::from_sha256_bytes(&h.finalize().into())))
+    crate::sha256_reader(File::open(p)?)
 }
 
 /// Checks every part on its own against the index; reports each problem by

@@ -4,17 +4,7 @@
 use super::*;
 
 pub(crate) fn sha_file(path: &Path) -> io::Result<Digest> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(Digest::from_sha256_bytes(&h.finalize().into()))
+    Ok(bundle_format::sha256_reader(std::fs::File::open(path)?)?.1)
 }
 
 /// Hashes of a path that a kept release wrote (so they are not operator edits).
@@ -136,12 +126,10 @@ pub fn decide(now: Option<&Digest>, new: &Digest, known: Option<&BTreeSet<Digest
 /// sha256 of the regular file `rel` below the install dir; `None` when
 /// absent; an error (never a read through it) for a link or special file.
 pub(crate) fn sha_in(fs: &Root, rel: &Path) -> io::Result<Option<Digest>> {
-    let Some(mut f) = fs.open_read(rel)? else {
+    let Some(f) = fs.open_read(rel)? else {
         return Ok(None);
     };
-    let mut h = Sha256::new();
-    io::copy(&mut f, &mut h)?;
-    Ok(Some(Digest::from_sha256_bytes(&h.finalize().into())))
+    Ok(Some(bundle_format::sha256_reader(f)?.1))
 }
 
 /// Copies `src` (in the state dir) to `rel` below the install dir, atomically.

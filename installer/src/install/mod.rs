@@ -36,7 +36,6 @@ use std::time::Duration;
 use manifest_schema::layout::{self, ENV_FILE, STATE_DIR};
 use manifest_schema::{Digest, ImageEntry, Manifest, Version};
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 use crate::bundle::{self, BundleError, EntryKind, EntrySink, SignedManifest, VerifiedManifest};
 use crate::engine::{Engine, EngineError, Store};
