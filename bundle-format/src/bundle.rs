@@ -464,6 +464,17 @@ struct Expected<'m> {
     mode: u32,
 }
 
+/// The archive's entries after the manifest and its signature, in the one
+/// order the bundler writes them and the reader requires: the files by
+/// path, the image layout's files as listed, then the carried blobs by
+/// digest. Each with its name in the archive.
+pub fn entry_order(m: &Manifest) -> Vec<(String, EntryKind<'_>)> {
+    expected_entries(m, Scope::Whole)
+        .into_iter()
+        .map(|e| (e.name, e.kind))
+        .collect()
+}
+
 fn expected_entries(m: &Manifest, scope: Scope) -> Vec<Expected<'_>> {
     let mut v = Vec::new();
     let mut files: Vec<&FileEntry> = m.files.iter().collect();

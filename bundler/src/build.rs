@@ -15,7 +15,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bundle_format::bundle::Compression;
+use bundle_format::bundle::{Compression, EntryKind};
 use bundle_format::minisign::PublicKey;
 use bundle_format::tarfmt::TarWriter;
 use manifest_schema::layout;
@@ -575,21 +575,38 @@ fn write(
         .map_err(&e)?;
     tar.file(layout::SIGNATURE, signature.to_file().as_bytes(), 0o644)
         .map_err(&e)?;
-    for (entry, data) in &files {
-        tar.file(&layout::file_entry(&entry.path), data, entry.mode)
-            .map_err(&e)?;
-        reporter.advance(entry.size);
-    }
-    for (name, data) in &layout_data {
-        tar.file(name, data, 0o644).map_err(&e)?;
-    }
     // Blobs are hashed on a thread of their own, behind the archiving;
     // their digests are checked once all are written, before the output is
     // renamed into place (a corrupt cache blob still fails the build).
     let mut hashes = HashBehind::spawn(1 << 20).map_err(&e)?;
     let level = opts.level.unwrap_or(DEFAULT_ZSTD_LEVEL);
     let mut current_level = level;
-    for b in &blobs {
+    let mut written_blobs: Vec<&Descriptor> = Vec::new();
+    // The one entry order, which the reader requires too.
+    for (name, kind) in bundle_format::bundle::entry_order(&manifest) {
+        let b = match kind {
+            EntryKind::File(f) => {
+                let data = &files
+                    .iter()
+                    .find(|(e, _)| e.path == f.path)
+                    .expect("the manifest lists the files written")
+                    .1;
+                tar.file(&name, data, f.mode).map_err(&e)?;
+                reporter.advance(f.size);
+                continue;
+            }
+            EntryKind::Layout(f) => {
+                let data = &layout_data
+                    .iter()
+                    .find(|(n, _)| *n == f.path.as_str())
+                    .expect("the manifest lists the layout written")
+                    .1;
+                tar.file(&name, data, f.mode).map_err(&e)?;
+                continue;
+            }
+            EntryKind::Blob(b) => b,
+        };
+        written_blobs.push(b);
         // Already-compressed layers do not shrink: searching them for
         // matches at the chosen level only costs time.
         let want = if is_precompressed(&b.media_type) {
@@ -603,8 +620,7 @@ fn write(
         }
         let path = cache.path(&b.digest);
         let mut f = std::fs::File::open(&path).map_err(io_err(&path))?;
-        tar.header(&layout::blob_entry(&b.digest), b.size, 0o644)
-            .map_err(&e)?;
+        tar.header(&name, b.size, 0o644).map_err(&e)?;
         let mut left = b.size;
         while left > 0 {
             let mut buf = hashes.buffer();
@@ -629,12 +645,12 @@ fn write(
         tar.pad(b.size).map_err(&e)?;
     }
     let digests = hashes.finish();
-    if digests.len() != blobs.len() {
+    if digests.len() != written_blobs.len() {
         return Err(e(io::Error::other(
             "the hashing thread stopped before every blob was hashed",
         )));
     }
-    for (b, actual) in blobs.iter().zip(digests) {
+    for (b, actual) in written_blobs.iter().zip(digests) {
         if actual != b.digest {
             cache.evict(&b.digest);
             return Err(BuildError::CacheCorrupt {
