@@ -5,7 +5,11 @@
 //! 2. `install` checks everything it can before changing anything
 //!    (preflight), stages the verified entries next to the install dir,
 //!    loads the images, swaps the managed files in, recreates the containers
-//!    and waits for health, rolling back on any failure.
+//!    and waits for health, rolling back on any failure; with `--registry`
+//!    it reads the bundle up to its files and the engine pulls the images
+//!    by their pinned digests from the site's registry.
+//! 3. [`push`] seeds that registry from a bundle, through the OCI
+//!    distribution client in [`registry`].
 //!
 //! The bundle format (signature, tar, frames, the verifying reader) lives in
 //! `bundle-format`, below this crate and the bundler.
