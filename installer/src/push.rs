@@ -145,10 +145,15 @@ struct Plan {
     manifests: BTreeSet<Digest>,
     /// `(repository, tag)` with its images, one per platform.
     tags: BTreeMap<(String, String), Vec<ImageEntry>>,
+    /// Bytes the read verifies (the progress line's whole).
+    total: u64,
 }
 
 fn plan_for(site: &Site, m: &Manifest) -> Result<Plan, PushError> {
-    let mut p = Plan::default();
+    let mut p = Plan {
+        total: m.payload_size(),
+        ..Plan::default()
+    };
     for img in &m.images {
         let repo = site
             .repository(&img.name)
@@ -360,7 +365,8 @@ impl EntrySink for PushSink<'_> {
 
     fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
         crate::install::stop_if_interrupted(&self.interrupted)?;
-        self.progress.advance(chunk.len() as u64, &self.done);
+        let total = self.plan.get().map_or(0, |p| p.total);
+        self.progress.advance(chunk.len() as u64, total, &self.done);
         match &mut self.current {
             Current::Skip => Ok(()),
             Current::Manifest(_, bytes) => {
@@ -388,13 +394,12 @@ impl EntrySink for PushSink<'_> {
 #[derive(Debug)]
 struct Progress {
     on: bool,
-    total: u64,
     seen: u64,
     last: Option<Instant>,
 }
 
 impl Progress {
-    fn advance(&mut self, n: u64, done: &Pushed) {
+    fn advance(&mut self, n: u64, total: u64, done: &Pushed) {
         self.seen += n;
         if !self.on
             || self
@@ -404,10 +409,10 @@ impl Progress {
             return;
         }
         self.last = Some(Instant::now());
-        let pct = (self.seen * 100).checked_div(self.total).unwrap_or(100);
+        let pct = (self.seen * 100).checked_div(total).unwrap_or(100);
         eprint!(
             "\r  verified {pct:>3}% of {} MiB; sent {} MiB in {} blobs, {} already there, {} mounted   ",
-            self.total >> 20,
+            total >> 20,
             done.bytes_uploaded >> 20,
             done.blobs_uploaded,
             done.blobs_present,
@@ -454,7 +459,6 @@ pub fn push(opts: &PushOptions, report: &dyn Report) -> Result<Pushed, PushError
         },
         progress: Progress {
             on: opts.progress,
-            total: 0,
             seen: 0,
             last: None,
         },
@@ -472,7 +476,6 @@ pub fn push(opts: &PushOptions, report: &dyn Report) -> Result<Pushed, PushError
         let _ = plan.set(p);
         Ok(())
     })?;
-    sink.progress.total = verified.manifest().payload_size();
     if !sink.resend.is_empty() {
         // The registry refused a mount after the bytes went by: read the
         // bundle once more for those blobs only.
@@ -483,6 +486,7 @@ pub fn push(opts: &PushOptions, report: &dyn Report) -> Result<Pushed, PushError
         ));
         sink.only = Some(std::mem::take(&mut sink.resend));
         sink.mounts = Some(false);
+        sink.progress.seen = 0;
         read_pass(opts, &shown, &mut sink, |_| Ok(()))?;
     }
     sink.progress.end();
