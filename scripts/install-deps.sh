@@ -59,28 +59,43 @@ PY
   install -m 0755 "$bin" "$plugin_dir/docker-compose"
 fi
 
-# Docker 26.1 (trixie's docker.io, containerd and docker-cli) and compose
-# 2.26 (trixie's docker-compose: a v2 binary under the v1 name), unpacked
-# into a private prefix for scripts/dockerd.sh's 26 and 26-containerd
-# variants and the compose tests.
-# apt-get download with a trixie sources list kept in a private apt dir, so
-# the system's sources are untouched; trixie's runc needs glibc 2.38, so
-# bookworm's (in PATH) is used.
-docker26=${DOCKER26:-/opt/docker26}
-if [ ! -x "$docker26/usr/sbin/dockerd" ] || [ ! -x "$docker26/usr/bin/docker-compose" ]; then
+# Packages of Debian trixie, fetched with apt-get download and a trixie
+# sources list kept in a private apt dir (the system's sources stay
+# untouched), then unpacked with dpkg-deb into a private prefix.
+trixie_unpack() {
+  local prefix=$1; shift
+  local apt_dir
   apt_dir=$(mktemp -d)
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
   echo "deb http://deb.debian.org/debian trixie main" >"$apt_dir/sources.list"
-  apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o Dir::Etc::sourceparts=-
+  local apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o Dir::Etc::sourceparts=-
             -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
             -o APT::Sandbox::User=root)
   apt-get "${apt_opts[@]}" update -qq
-  (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" download docker.io containerd docker-cli docker-compose >/dev/null)
-  mkdir -p "$docker26"
-  for deb in "$apt_dir"/debs/*.deb; do dpkg-deb -x "$deb" "$docker26"; done
-  rm -f "$docker26/usr/bin/runc" "$docker26/usr/sbin/runc"
+  (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" download "$@" >/dev/null)
+  mkdir -p "$prefix"
+  for deb in "$apt_dir"/debs/*.deb; do dpkg-deb -x "$deb" "$prefix"; done
   rm -rf "$apt_dir"
+}
+
+# Docker 26.1 (trixie's docker.io, containerd and docker-cli) and compose
+# 2.26 (trixie's docker-compose: a v2 binary under the v1 name), for
+# scripts/dockerd.sh's 26 and 26-containerd variants and the compose tests.
+# Trixie's runc needs glibc 2.38, so bookworm's (in PATH) is used.
+docker26=${DOCKER26:-/opt/docker26}
+if [ ! -x "$docker26/usr/sbin/dockerd" ] || [ ! -x "$docker26/usr/bin/docker-compose" ]; then
+  trixie_unpack "$docker26" docker.io containerd docker-cli docker-compose
+  rm -f "$docker26/usr/bin/runc" "$docker26/usr/sbin/runc"
   "$docker26/usr/sbin/dockerd" --version
+fi
+
+# cosign 2.5 (trixie's; a static Go binary that needs glibc 2.34), which
+# signs and attests the fixture images in the provenance tests and checks
+# what `installer push` seeds.
+cosign_prefix=${COSIGN_PREFIX:-/opt/cosign}
+if [ ! -x "$cosign_prefix/usr/bin/cosign" ]; then
+  trixie_unpack "$cosign_prefix" cosign
+  "$cosign_prefix/usr/bin/cosign" version | grep GitVersion
 fi
 
 if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then

@@ -204,10 +204,10 @@ impl SignedManifest {
 pub enum Scope {
     /// Every entry.
     Whole,
-    /// The files and the layout only, stopping before the first image blob
-    /// (an install whose engine pulls the images by digest from the site's
-    /// registry): what comes after is not read, so later parts of a split
-    /// bundle need not be there.
+    /// The files, the layout and the provenance only, stopping before the
+    /// first image blob (an install whose engine pulls the images by digest
+    /// from the site's registry): what comes after is not read, so later
+    /// parts of a split bundle need not be there.
     FilesOnly,
 }
 
@@ -466,7 +466,8 @@ struct Expected<'m> {
 
 /// The archive's entries after the manifest and its signature, in the one
 /// order the bundler writes them and the reader requires: the files by
-/// path, the image layout's files as listed, then the carried blobs by
+/// path, the image layout's files as listed, the provenance's blobs
+/// (signatures, attestations) by digest, then the images' carried blobs by
 /// digest. Each with its name in the archive.
 pub fn entry_order(m: &Manifest) -> Vec<(String, EntryKind<'_>)> {
     expected_entries(m, Scope::Whole)
@@ -497,9 +498,23 @@ fn expected_entries(m: &Manifest, scope: Scope) -> Vec<Expected<'_>> {
             mode: f.mode,
         });
     }
-    for d in m.carried_blobs() {
+    for d in m.provenance_blobs() {
+        v.push(Expected {
+            name: layout::blob_entry(&d.digest),
+            kind: EntryKind::Blob(d),
+            size: d.size,
+            digest: &d.digest,
+            mode: 0o644,
+        });
+    }
+    let provenance: std::collections::BTreeSet<&Digest> =
+        v.iter().map(|e| e.digest).collect();
+    for d in m.carried_image_blobs() {
         if scope == Scope::FilesOnly {
             break;
+        }
+        if provenance.contains(&d.digest) {
+            continue;
         }
         v.push(Expected {
             name: layout::blob_entry(&d.digest),

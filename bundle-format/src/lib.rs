@@ -11,7 +11,9 @@
 //!    manifest is parsed;
 //! 5. [`bundle`]: the verifying reader; only it makes a
 //!    [`bundle::VerifiedManifest`];
-//! 6. [`oci`]: the docker-archive and image-config JSON, typed once.
+//! 6. [`oci`]: the docker-archive and image-config JSON, typed once;
+//! 7. [`cosign`]: the images' cosign signatures and attestations, checked
+//!    offline with the vendor's keys.
 //!
 //! And what both sides do the same way:
 //! 1. [`safefs`]: every write into a directory that someone else may write
@@ -29,6 +31,7 @@
 
 pub mod bundle;
 pub mod compose;
+pub mod cosign;
 pub mod dockerconfig;
 pub mod envfile;
 pub mod frames;

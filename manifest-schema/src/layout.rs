@@ -11,7 +11,11 @@
 //! 4. `images/` ([`IMAGES_DIR`]): an OCI image layout: [`OCI_LAYOUT`],
 //!    [`OCI_INDEX`], a docker-archive [`DOCKER_MANIFEST`] over the same blobs
 //!    (so `docker load` and `podman load` read the tree as it is), then
-//!    `images/blobs/sha256/<hex>` sorted by digest.
+//!    `images/blobs/sha256/<hex>`: first the provenance's blobs (cosign
+//!    signatures and attestations, see [`crate::Provenance`]) sorted by
+//!    digest, then the images' blobs sorted by digest. The signatures come
+//!    before the images so that a reader that stops before the image blobs
+//!    still has them.
 //!
 //! Having the manifest and its signature first is what lets the installer
 //! check the signature before it reads, let alone writes, anything else.

@@ -25,12 +25,12 @@ pub mod version;
 
 pub use digest::{Digest, DigestError};
 pub use manifest::{
-    BundledInstaller, Delta, Descriptor, FileEntry, ImageEntry, Inventory, Manifest, Part,
-    PartsIndex, TrustChange, TrustedKey,
+    Artifact, ArtifactKind, BundledInstaller, CosignKey, Delta, Descriptor, FileEntry, ImageEntry,
+    Inventory, Manifest, Part, PartsIndex, Provenance, TrustChange, TrustedKey,
 };
 pub use path::{PathError, RelPath};
 pub use reference::{ImageRef, RefError};
-pub use spec::{Spec, SpecFile, SpecImage, SpecInstaller, SpecTrust};
+pub use spec::{Spec, SpecFile, SpecImage, SpecInstaller, SpecProvenance, SpecTrust};
 pub use types::{Compose, EnvVar, Generate, Health, Hooks, Platform};
 pub use validate::{validate_manifest, validate_spec, Problem};
 pub use version::{Version, VersionError, VersionReq};

@@ -50,6 +50,82 @@ pub struct Manifest {
     /// The installer binary the bundle carries (one of `files`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub installer: Option<BundledInstaller>,
+    /// The cosign public keys the provenance policy names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cosign_keys: Vec<CosignKey>,
+    /// The cosign signatures and attestations carried for the images' pinned
+    /// digests, one entry per pinned image that has any or must have one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<Provenance>,
+}
+
+/// A cosign public key (ECDSA P-256).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CosignKey {
+    /// sha256 of the key's DER `SubjectPublicKeyInfo`.
+    pub id: Digest,
+    /// The key in PEM (`-----BEGIN PUBLIC KEY-----`), as the vendor gave it.
+    pub pem: String,
+}
+
+/// The provenance of one pinned image: what signed it, and its attestations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// The pinned reference, as the images' `source`.
+    pub source: String,
+    /// What the signatures are over: the manifest (or index) the pin names.
+    /// An index is carried as a blob of its own, so that the platform
+    /// manifests can be tied to it offline.
+    pub subject: Descriptor,
+    /// Ids of the keys (among `cosign_keys`) that must each have signed it;
+    /// empty when the policy asks for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_keys: Vec<Digest>,
+    /// The signature and attestation manifests found for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<Artifact>,
+}
+
+/// What a cosign artifact holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactKind {
+    /// Signatures over a simple-signing payload naming the digest.
+    Signature,
+    /// DSSE envelopes holding in-toto statements (SBOMs, provenance, …).
+    Attestation,
+}
+
+/// One cosign signature or attestation manifest, with its blobs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    /// What it holds.
+    pub kind: ArtifactKind,
+    /// The tag it was found under (cosign's `sha256-<hex>.sig` or `.att`);
+    /// none for an OCI 1.1 referrer, found through its `subject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The manifest, byte-identical to the registry's.
+    pub manifest: Descriptor,
+    /// Its config.
+    pub config: Descriptor,
+    /// Its layers: the payloads or envelopes.
+    pub layers: Vec<Descriptor>,
+    /// The predicate types of an attestation's layers, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predicate_types: Vec<String>,
+}
+
+impl Artifact {
+    /// Every blob it needs: manifest, config and layers.
+    pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
+        [&self.manifest, &self.config]
+            .into_iter()
+            .chain(self.layers.iter())
+    }
 }
 
 /// A change to the install's trusted keys, signed like everything else: a
@@ -159,6 +235,36 @@ pub struct Delta {
 }
 
 impl Manifest {
+    /// Every distinct blob of the provenance (signatures, attestations and
+    /// index subjects) that no image uses, sorted by digest. The archive
+    /// carries them all, before the image blobs; a delta never leaves them
+    /// out.
+    pub fn provenance_blobs(&self) -> Vec<&Descriptor> {
+        let images: std::collections::BTreeSet<&Digest> =
+            self.all_blobs().into_iter().map(|d| &d.digest).collect();
+        let mut v: Vec<&Descriptor> = self
+            .provenance
+            .iter()
+            .flat_map(|p| {
+                std::iter::once(&p.subject).chain(p.artifacts.iter().flat_map(Artifact::blobs))
+            })
+            .filter(|d| !images.contains(&d.digest))
+            .collect();
+        v.sort_by(|a, b| a.digest.cmp(&b.digest));
+        v.dedup_by(|a, b| a.digest == b.digest);
+        v
+    }
+
+    /// The provenance entry of a pinned image, by its source.
+    pub fn provenance_of(&self, source: &str) -> Option<&Provenance> {
+        self.provenance.iter().find(|p| p.source == source)
+    }
+
+    /// A cosign key of the policy, by id.
+    pub fn cosign_key(&self, id: &Digest) -> Option<&CosignKey> {
+        self.cosign_keys.iter().find(|k| &k.id == id)
+    }
+
     /// Every distinct blob the images reference, sorted by digest.
     pub fn all_blobs(&self) -> Vec<&Descriptor> {
         let mut v: Vec<&Descriptor> = self.images.iter().flat_map(ImageEntry::blobs).collect();
@@ -167,8 +273,9 @@ impl Manifest {
         v
     }
 
-    /// The blobs the archive carries: all of them less a delta's present ones.
-    pub fn carried_blobs(&self) -> Vec<&Descriptor> {
+    /// The image blobs the archive carries: all of them less a delta's
+    /// present ones, sorted by digest.
+    pub fn carried_image_blobs(&self) -> Vec<&Descriptor> {
         let present = self
             .delta
             .as_ref()
@@ -178,6 +285,14 @@ impl Manifest {
             .into_iter()
             .filter(|d| !present.contains(&d.digest))
             .collect()
+    }
+
+    /// Every blob the archive carries, in archive order: the provenance's,
+    /// then the images'.
+    pub fn carried_blobs(&self) -> Vec<&Descriptor> {
+        let mut v = self.provenance_blobs();
+        v.extend(self.carried_image_blobs());
+        v
     }
 
     /// Sum of the sizes of everything the archive carries, for disk checks.

@@ -50,6 +50,27 @@ pub struct Spec {
     /// themselves with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub installer: Option<SpecInstaller>,
+    /// Who must have signed the images (cosign), by default.
+    #[serde(default, skip_serializing_if = "SpecProvenance::is_empty")]
+    pub provenance: SpecProvenance,
+}
+
+/// The provenance policy of the spec: the cosign public keys (ECDSA P-256
+/// PEM files, as `cosign generate-key-pair` writes them) that must each have
+/// signed every image, unless an image names its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpecProvenance {
+    /// Paths of cosign public key files, relative to the spec's directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cosign_keys: Vec<String>,
+}
+
+impl SpecProvenance {
+    /// True when the spec asks for no signature.
+    pub fn is_empty(&self) -> bool {
+        self.cosign_keys.is_empty()
+    }
 }
 
 /// Trust changes of the spec.
@@ -98,6 +119,10 @@ pub struct SpecImage {
     /// name than the registry's (e.g. `vendor/app:1.4.2`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The cosign public keys that must each have signed this image,
+    /// instead of `provenance.cosign_keys`; `[]` asks for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosign_keys: Option<Vec<String>>,
 }
 
 /// One file of the spec.

@@ -445,6 +445,7 @@ pub fn validate_manifest(m: &Manifest) -> Result<(), Vec<Problem>> {
             Some(_) => {}
         }
     }
+    check_provenance(&mut p, m);
     if let Some(d) = &m.delta {
         let all: BTreeSet<_> = m.all_blobs().into_iter().map(|d| &d.digest).collect();
         for (i, b) in d.present_blobs.iter().enumerate() {
@@ -457,6 +458,61 @@ pub fn validate_manifest(m: &Manifest) -> Result<(), Vec<Problem>> {
         }
     }
     p.finish()
+}
+
+/// The index media types a pin may name.
+const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+fn check_provenance(p: &mut Problems, m: &Manifest) {
+    let mut ids = BTreeSet::new();
+    for (i, k) in m.cosign_keys.iter().enumerate() {
+        if !ids.insert(&k.id) {
+            p.push(format!("cosign_keys[{i}]"), format!("key {} listed twice", k.id));
+        }
+    }
+    let mut sources = BTreeSet::new();
+    for (i, pv) in m.provenance.iter().enumerate() {
+        let at = |f: &str| format!("provenance[{i}].{f}");
+        if !sources.insert(pv.source.as_str()) {
+            p.push(at("source"), format!("{:?} listed twice", pv.source));
+        }
+        let images: Vec<_> = m.images.iter().filter(|e| e.source == pv.source).collect();
+        if images.is_empty() {
+            p.push(at("source"), format!("{:?} is not an image's source", pv.source));
+        }
+        let is_manifest = images.iter().any(|e| e.manifest.digest == pv.subject.digest);
+        if !is_manifest && !INDEX_TYPES.contains(&pv.subject.media_type.as_str()) {
+            p.push(
+                at("subject"),
+                format!(
+                    "{} is neither an image's manifest nor an index",
+                    pv.subject.digest
+                ),
+            );
+        }
+        for k in &pv.required_keys {
+            if !ids.contains(k) {
+                p.push(at("required_keys"), format!("key {k} is not in cosign_keys"));
+            }
+        }
+        for (j, a) in pv.artifacts.iter().enumerate() {
+            let Some(tag) = &a.tag else { continue };
+            let suffix = match a.kind {
+                crate::ArtifactKind::Signature => "sig",
+                crate::ArtifactKind::Attestation => "att",
+            };
+            let want = format!("sha256-{}.{suffix}", pv.subject.digest.hex());
+            if tag != &want {
+                p.push(
+                    format!("provenance[{i}].artifacts[{j}].tag"),
+                    format!("{tag:?} is not cosign's tag for the subject ({want:?})"),
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -479,6 +535,7 @@ mod tests {
             images: vec![SpecImage {
                 reference: format!("127.0.0.1:5000/demo/web:1.0.0@{D}"),
                 name: None,
+                cosign_keys: None,
             }],
             compose: Compose {
                 project: "demo".into(),
@@ -497,6 +554,7 @@ mod tests {
             min_installer_version: None,
             trust: Default::default(),
             installer: None,
+            provenance: Default::default(),
         }
     }
 
@@ -543,6 +601,8 @@ mod tests {
             delta: None,
             trust: Default::default(),
             installer: None,
+            cosign_keys: Vec::new(),
+            provenance: Vec::new(),
         }
     }
 

@@ -146,6 +146,8 @@ fn main() {
         delta: None,
         trust: Default::default(),
         installer: None,
+        cosign_keys: Vec::new(),
+        provenance: Vec::new(),
     };
     manifest_schema::validate_manifest(&manifest).expect("the seed manifest is valid");
     let raw = serde_json::to_vec_pretty(&manifest).expect("json");
