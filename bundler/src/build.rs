@@ -16,12 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bundle_format::bundle::{Compression, EntryKind};
+use bundle_format::cosign::{self, CosignPublicKey, ProvenanceError};
 use bundle_format::minisign::PublicKey;
 use bundle_format::tarfmt::TarWriter;
 use manifest_schema::layout;
 use manifest_schema::{
     BundledInstaller, Delta, Descriptor, Digest, FileEntry, ImageEntry, ImageRef, Inventory,
-    Manifest, Platform, RelPath, Spec, TrustChange, TrustedKey, Version,
+    Manifest, Platform, Provenance, RelPath, Spec, TrustChange, TrustedKey, Version,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -51,6 +52,9 @@ pub enum BuildError {
     /// Pulling.
     #[error(transparent)]
     Pull(#[from] PullError),
+    /// An image's signatures do not meet the spec's policy.
+    #[error(transparent)]
+    Provenance(#[from] ProvenanceError),
     /// A cached blob changed since it was verified.
     #[error("cached blob {digest} is damaged (content {actual}); it was removed from the cache; hint: run the build again to fetch it")]
     CacheCorrupt {
@@ -96,6 +100,9 @@ pub struct BuildOptions {
     pub split_size: Option<u64>,
     /// Build a delta against this inventory (`installer inventory`).
     pub have: Option<PathBuf>,
+    /// Leave the images' signatures and attestations out (a policy's
+    /// signatures are still checked).
+    pub no_provenance: bool,
 }
 
 /// A file to put in the bundle.
@@ -116,6 +123,8 @@ pub struct PlannedImage {
     pub source: ImageRef,
     /// The name compose uses.
     pub name: String,
+    /// Ids of the cosign keys that must each have signed it.
+    pub required_keys: Vec<Digest>,
 }
 
 /// A checked build: everything that can be verified before pulling.
@@ -125,6 +134,8 @@ pub struct BuildPlan {
     pub spec: Spec,
     /// Trust changes, with the keys read.
     pub trust: TrustChange,
+    /// The cosign keys of the provenance policy, read.
+    pub cosign_keys: Vec<CosignPublicKey>,
     /// The target's inventory, for a delta.
     pub have: Option<Inventory>,
     /// Files, sorted by destination.
@@ -255,6 +266,37 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
             )),
         }
     }
+    let mut cosign_keys: Vec<CosignPublicKey> = Vec::new();
+    let mut key_ids: BTreeMap<String, Digest> = BTreeMap::new();
+    let key_lists = std::iter::once(("provenance.cosign_keys".to_owned(), &spec.provenance.cosign_keys))
+        .chain(spec.images.iter().enumerate().filter_map(|(i, img)| {
+            img.cosign_keys
+                .as_ref()
+                .map(|k| (format!("images[{i}].cosign_keys"), k))
+        }));
+    for (field, paths) in key_lists {
+        for (j, path) in paths.iter().enumerate() {
+            if key_ids.contains_key(path) {
+                continue;
+            }
+            let src = spec_dir.join(path);
+            match std::fs::read_to_string(&src)
+                .map_err(|e| e.to_string())
+                .and_then(|t| CosignPublicKey::from_pem(&t).map_err(|e| e.to_string()))
+            {
+                Ok(k) => {
+                    key_ids.insert(path.clone(), k.id().clone());
+                    if !cosign_keys.iter().any(|c| c.id() == k.id()) {
+                        cosign_keys.push(k);
+                    }
+                }
+                Err(e) => missing.push(format!(
+                    "{} ({field}[{j}]): {e}; hint: give the cosign.pub that `cosign generate-key-pair` wrote",
+                    src.display()
+                )),
+            }
+        }
+    }
     if !missing.is_empty() {
         return Err(BuildError::MissingFiles {
             spec: opts.spec.clone(),
@@ -271,7 +313,20 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
                 Some(n) => ImageRef::parse(n).expect("validated").tagged_name(),
                 None => source.tagged_name(),
             };
-            PlannedImage { source, name }
+            let mut required_keys: Vec<Digest> = i
+                .cosign_keys
+                .as_ref()
+                .unwrap_or(&spec.provenance.cosign_keys)
+                .iter()
+                .filter_map(|p| key_ids.get(p).cloned())
+                .collect();
+            required_keys.sort();
+            required_keys.dedup();
+            PlannedImage {
+                source,
+                name,
+                required_keys,
+            }
         })
         .collect();
     let bundled: Vec<String> = images
@@ -302,6 +357,7 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
     Ok(BuildPlan {
         spec,
         trust,
+        cosign_keys,
         have,
         files,
         images,
@@ -347,14 +403,17 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
     }
 }
 
-/// The OCI index and docker-archive manifest for these images.
-pub fn layout_files(images: &[ImageEntry]) -> Vec<(String, Vec<u8>)> {
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": images.iter().map(|i| {
+/// The OCI index and docker-archive manifest for these images. The index
+/// also lists the signature and attestation manifests, under cosign's tags
+/// when they had one, so stock OCI tools find them.
+pub fn layout_files(images: &[ImageEntry], provenance: &[Provenance]) -> Vec<(String, Vec<u8>)> {
+    let mut manifests: Vec<serde_json::Value> = images
+        .iter()
+        .map(|i| {
             let mut p = json!({"os": i.platform.os, "architecture": i.platform.arch});
-            if let Some(v) = &i.platform.variant { p["variant"] = json!(v); }
+            if let Some(v) = &i.platform.variant {
+                p["variant"] = json!(v);
+            }
             json!({
                 "mediaType": i.manifest.media_type,
                 "digest": i.manifest.digest.as_str(),
@@ -362,7 +421,23 @@ pub fn layout_files(images: &[ImageEntry]) -> Vec<(String, Vec<u8>)> {
                 "platform": p,
                 "annotations": {"org.opencontainers.image.ref.name": i.name},
             })
-        }).collect::<Vec<_>>(),
+        })
+        .collect();
+    for a in provenance.iter().flat_map(|p| &p.artifacts) {
+        let mut m = json!({
+            "mediaType": a.manifest.media_type,
+            "digest": a.manifest.digest.as_str(),
+            "size": a.manifest.size,
+        });
+        if let Some(tag) = &a.tag {
+            m["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+        }
+        manifests.push(m);
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
     });
     // docker load reads one image per name; take each name's first platform.
     let mut seen = std::collections::BTreeSet::new();
@@ -439,22 +514,74 @@ pub async fn execute(
         .sum();
     reporter.phase("pulling", to_fetch);
     let downloaded = puller.fetch(&image_of, &blobs).await?;
+    let provenance = provenance(&plan, &puller).await?;
     let cache = puller.cache().clone();
     tokio::task::spawn_blocking(move || {
-        write(
-            plan, entries, blobs, present, &cache, &key, reporter, downloaded,
-        )
+        let images = Images {
+            entries,
+            provenance,
+            blobs,
+            present,
+        };
+        write(plan, images, &cache, &key, reporter, downloaded)
     })
     .await
     .map_err(|e| BuildError::Option(format!("writer thread: {e}")))?
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Each pinned image's signatures and attestations, checked against the
+/// policy before anything is written: a required key that did not sign the
+/// pinned digest fails the build, naming the image.
+async fn provenance(plan: &BuildPlan, puller: &Puller) -> Result<Vec<Provenance>, BuildError> {
+    let mut out = Vec::new();
+    for img in &plan.images {
+        if plan.opts.no_provenance && img.required_keys.is_empty() {
+            continue;
+        }
+        let subject = puller.subject(&img.source).await?;
+        let artifacts = puller.provenance(&img.source, &subject).await?;
+        let p = Provenance {
+            source: img.source.to_string(),
+            subject,
+            required_keys: img.required_keys.clone(),
+            artifacts,
+        };
+        let cache = puller.cache();
+        cosign::check(
+            &p.source,
+            &p,
+            &plan.cosign_keys,
+            &img.required_keys,
+            &|d| std::fs::read(cache.path(d)).ok(),
+        )?;
+        if plan.opts.no_provenance || p.artifacts.is_empty() {
+            continue;
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// What the images contribute to the bundle.
+struct Images {
+    /// One entry per image and platform.
+    entries: Vec<ImageEntry>,
+    /// The pinned images' signatures and attestations.
+    provenance: Vec<Provenance>,
+    /// The image blobs carried.
+    blobs: Vec<Descriptor>,
+    /// The image blobs a delta leaves out.
+    present: Vec<Descriptor>,
+}
+
 fn write(
     plan: BuildPlan,
-    images: Vec<ImageEntry>,
-    blobs: Vec<Descriptor>,
-    present: Vec<Descriptor>,
+    Images {
+        entries: images,
+        provenance,
+        blobs,
+        present,
+    }: Images,
     cache: &Cache,
     key: &SecretKey,
     reporter: Arc<dyn Reporter>,
@@ -474,7 +601,7 @@ fn write(
             data,
         ));
     }
-    let layout_data = layout_files(&images);
+    let layout_data = layout_files(&images, &provenance);
     let layout_entries: Vec<FileEntry> = layout_data
         .iter()
         .map(|(name, data)| FileEntry {
@@ -522,6 +649,12 @@ fn write(
             path: RelPath::new(layout::INSTALLER_PATH).expect("constant"),
             version: i.version.clone(),
         }),
+        cosign_keys: if provenance.iter().any(|p| !p.required_keys.is_empty()) {
+            plan.cosign_keys.iter().map(CosignPublicKey::to_manifest).collect()
+        } else {
+            Vec::new()
+        },
+        provenance,
     };
     manifest_schema::validate_manifest(&manifest).map_err(|p| {
         BuildError::Option(format!(
@@ -548,8 +681,12 @@ fn write(
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     refuse_non_file(out)?;
-    let total: u64 =
-        files.iter().map(|(e, _)| e.size).sum::<u64>() + blobs.iter().map(|b| b.size).sum::<u64>();
+    let total: u64 = files.iter().map(|(e, _)| e.size).sum::<u64>()
+        + manifest
+            .carried_blobs()
+            .iter()
+            .map(|b| b.size)
+            .sum::<u64>();
     reporter.phase("writing", total);
     let output = match opts.split_size {
         None => {

@@ -138,6 +138,10 @@ pub enum Command {
         /// inventory`) says the target already has.
         #[arg(long, value_name = "HAVE.json")]
         have: Option<PathBuf>,
+        /// Leave the images' cosign signatures and attestations out of the
+        /// bundle (the spec's policy is still checked).
+        #[arg(long)]
+        no_provenance: bool,
         /// Print the summary as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -222,6 +226,14 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             )
         {
             return EXIT_REGISTRY;
+        }
+        if c.downcast_ref::<bundle_format::cosign::ProvenanceError>().is_some()
+            || matches!(
+                c.downcast_ref::<crate::build::BuildError>(),
+                Some(crate::build::BuildError::Provenance(_))
+            )
+        {
+            return EXIT_VERIFY;
         }
     }
     EXIT_INPUT
@@ -309,6 +321,7 @@ pub fn run(cli: Cli) -> Result<()> {
             threads,
             split_size,
             have,
+            no_provenance,
             json,
             registry,
         } => {
@@ -334,6 +347,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 threads,
                 split_size,
                 have,
+                no_provenance,
             };
             let mut plan = build::plan(opts)?;
             if out.as_os_str().is_empty() {

@@ -37,13 +37,25 @@ pub enum Kind {
     Manifest,
     /// `/v2/<repo>/blobs/<digest>`.
     Blob,
+    /// `/v2/<repo>/referrers/<digest>` (OCI 1.1).
+    Referrers,
 }
 
 impl Kind {
+    /// What is fetched, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Manifest => "manifest",
+            Kind::Blob => "blob",
+            Kind::Referrers => "referrers of",
+        }
+    }
+
     fn path(self) -> &'static str {
         match self {
             Kind::Manifest => "manifests",
             Kind::Blob => "blobs",
+            Kind::Referrers => "referrers",
         }
     }
 }
@@ -150,6 +162,33 @@ impl RegistryHttp {
         reference: &str,
         accept: &[&str],
     ) -> Result<Response, HttpError> {
+        let response = self.send_authorized(image, kind, reference, accept).await?;
+        classify(kind, response).await
+    }
+
+    /// [`Self::get`], with a 404 as `None`: for what may well not be there
+    /// (a signature's tag, the referrers API of an older registry).
+    pub async fn get_if_present(
+        &self,
+        image: &ImageRef,
+        kind: Kind,
+        reference: &str,
+        accept: &[&str],
+    ) -> Result<Option<Response>, HttpError> {
+        let response = self.send_authorized(image, kind, reference, accept).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        classify(kind, response).await.map(Some)
+    }
+
+    async fn send_authorized(
+        &self,
+        image: &ImageRef,
+        kind: Kind,
+        reference: &str,
+        accept: &[&str],
+    ) -> Result<Response, HttpError> {
         let oci_ref = Reference::with_tag(
             image.registry.clone(),
             image.repository.clone(),
@@ -186,7 +225,7 @@ impl RegistryHttp {
                 };
             }
         }
-        classify(kind, response).await
+        Ok(response)
     }
 
     async fn send(
@@ -364,6 +403,7 @@ async fn classify(kind: Kind, response: Response) -> Result<Response, HttpError>
             match kind {
                 Kind::Manifest => "check the reference and digest; run `bundler pin` again if the tag moved",
                 Kind::Blob => "the registry lacks a blob its manifest names; report it to the registry's operator",
+                Kind::Referrers => "the registry does not serve OCI referrers",
             },
             Retry::Never,
         ),

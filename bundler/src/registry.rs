@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use manifest_schema::{Descriptor, Digest, ImageEntry, ImageRef, Platform};
+use bundle_format::cosign;
+use manifest_schema::{Artifact, ArtifactKind, Descriptor, Digest, ImageEntry, ImageRef, Platform};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -692,6 +693,148 @@ impl Puller {
         tmp.persist(self.cache.path(&d.digest))
             .map_err(|e| cache_err(e.error))?;
         Ok(())
+    }
+}
+
+/// How a cosign tag or an OCI referrer may be served.
+const ARTIFACT_ACCEPT: &[&str] = &[OCI_MANIFEST, DOCKER_MANIFEST];
+/// The most referrers of one image looked at.
+const MAX_REFERRERS: usize = 64;
+
+/// A manifest's own media type: its `mediaType`, else what its shape says.
+fn media_type_of(bytes: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    match v.get("mediaType").and_then(|m| m.as_str()) {
+        Some(m) => m.to_owned(),
+        None if v.get("manifests").is_some() => OCI_INDEX.into(),
+        None => OCI_MANIFEST.into(),
+    }
+}
+
+impl Puller {
+    /// What a pinned image's signatures are over: the manifest or index
+    /// its digest names (fetched, checked and cached by [`Self::resolve`]).
+    pub async fn subject(&self, image: &ImageRef) -> Result<Descriptor, PullError> {
+        let top = image.digest.clone().expect("validated: pinned");
+        let bytes = self.manifest_bytes(image, &top, &image.to_string()).await?;
+        Ok(Descriptor {
+            media_type: media_type_of(&bytes),
+            digest: top,
+            size: bytes.len() as u64,
+        })
+    }
+
+    /// The cosign signatures and attestations the registry has for
+    /// `subject`: its `sha256-<hex>.sig` and `.att` tags, then its OCI 1.1
+    /// referrers (the referrers API, else the fallback tag `sha256-<hex>`).
+    /// Each manifest is cached under the digest of its bytes, and its
+    /// config and layers are fetched into the cache like any blob.
+    pub async fn provenance(
+        &self,
+        image: &ImageRef,
+        subject: &Descriptor,
+    ) -> Result<Vec<Artifact>, PullError> {
+        let shown = image.to_string();
+        let hex = subject.digest.hex();
+        let bad = |digest: &Digest, message: String| PullError::Manifest {
+            image: shown.clone(),
+            digest: digest.clone(),
+            message,
+        };
+        let mut out: Vec<Artifact> = Vec::new();
+        for (suffix, kind) in [("sig", ArtifactKind::Signature), ("att", ArtifactKind::Attestation)] {
+            let tag = format!("sha256-{hex}.{suffix}");
+            let Some(bytes) = self
+                .optional(image, Kind::Manifest, &tag, ARTIFACT_ACCEPT, &shown)
+                .await?
+            else {
+                continue;
+            };
+            let d = Descriptor {
+                media_type: media_type_of(&bytes),
+                digest: sha(&bytes),
+                size: bytes.len() as u64,
+            };
+            self.cache.put(&d.digest, &bytes)?;
+            match cosign::describe(&d, &bytes).map_err(|e| bad(&d.digest, format!("tag {tag}: {e}")))? {
+                Some(mut a) if a.kind == kind => {
+                    a.tag = Some(tag);
+                    out.push(a);
+                }
+                _ => {
+                    return Err(bad(
+                        &d.digest,
+                        format!("tag {tag} holds no cosign {suffix} (its layers are of another type); hint: remove the tag, or push what cosign wrote there"),
+                    ))
+                }
+            }
+        }
+        let listing = match self
+            .optional(image, Kind::Referrers, subject.digest.as_str(), &[OCI_INDEX], &shown)
+            .await?
+        {
+            Some(b) => Some(b),
+            None => {
+                self.optional(image, Kind::Manifest, &format!("sha256-{hex}"), &[OCI_INDEX], &shown)
+                    .await?
+            }
+        };
+        if let Some(listing) = listing {
+            let v: serde_json::Value = serde_json::from_slice(&listing)
+                .map_err(|e| bad(&subject.digest, format!("its referrers are not JSON: {e}")))?;
+            let manifests = v["manifests"].as_array().cloned().unwrap_or_default();
+            for m in manifests.iter().take(MAX_REFERRERS) {
+                let d = descriptor(m).map_err(|e| bad(&subject.digest, format!("a referrer: {e}")))?;
+                if out.iter().any(|a| a.manifest.digest == d.digest) {
+                    continue;
+                }
+                let bytes = self.manifest_bytes(image, &d.digest, &shown).await?;
+                let d = Descriptor {
+                    media_type: media_type_of(&bytes),
+                    ..d
+                };
+                // Another tool's referrer (or a new-format sigstore bundle)
+                // is not cosign's: left where it is.
+                if let Some(a) = cosign::describe(&d, &bytes)
+                    .map_err(|e| bad(&d.digest, format!("a referrer of {}: {e}", subject.digest)))?
+                {
+                    out.push(a);
+                }
+            }
+        }
+        for a in &out {
+            for d in std::iter::once(&a.config).chain(&a.layers) {
+                if !self.cache.has(d) {
+                    self.fetch_one(image, &shown, d).await?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The body of what may not be there (`None` for a 404), with the usual
+    /// retries and the manifest size limit.
+    async fn optional(
+        &self,
+        image: &ImageRef,
+        kind: Kind,
+        reference: &str,
+        accept: &[&str],
+        shown: &str,
+    ) -> Result<Option<Vec<u8>>, PullError> {
+        let what = format!("{} {reference}", kind.noun());
+        retrying(&self.opts, &*self.reporter, &format!("{what} of {shown}"), || async {
+            match self
+                .http
+                .get_if_present(image, kind, reference, accept)
+                .await
+                .map_err(|e| Failed::registry(shown, &what, e))?
+            {
+                Some(r) => Ok(Some(manifest_body(shown, &what, r).await?)),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 }
 
