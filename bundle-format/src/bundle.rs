@@ -240,6 +240,9 @@ pub enum EntryKind<'a> {
     Layout(&'a FileEntry),
     /// An image blob.
     Blob(&'a Descriptor),
+    /// A blob of the provenance: a signature's or attestation's manifest,
+    /// config or payload, or the index a pin names.
+    Provenance(&'a Descriptor),
 }
 
 /// Receives verified entries.
@@ -501,7 +504,7 @@ fn expected_entries(m: &Manifest, scope: Scope) -> Vec<Expected<'_>> {
     for d in m.provenance_blobs() {
         v.push(Expected {
             name: layout::blob_entry(&d.digest),
-            kind: EntryKind::Blob(d),
+            kind: EntryKind::Provenance(d),
             size: d.size,
             digest: &d.digest,
             mode: 0o644,

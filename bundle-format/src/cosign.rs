@@ -22,12 +22,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use base64::Engine as _;
-use manifest_schema::{Artifact, ArtifactKind, CosignKey, Descriptor, Digest, Provenance};
+use manifest_schema::{
+    Artifact, ArtifactKind, CosignKey, Descriptor, Digest, Manifest, Provenance,
+};
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
+
+use crate::bundle::{EntryKind, EntrySink};
 
 /// Media type of a simple-signing payload layer.
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -549,6 +553,200 @@ fn check_envelope(
         }
     }
     out
+}
+
+/// An [`EntrySink`] that keeps the provenance's blobs in memory as they
+/// stream by (they come before the image blobs, and are small), and passes
+/// every entry on.
+#[derive(Debug)]
+pub struct KeepProvenance<S> {
+    inner: S,
+    current: Option<(Digest, Vec<u8>)>,
+    kept: BTreeMap<Digest, Vec<u8>>,
+}
+
+impl<S: EntrySink> KeepProvenance<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        KeepProvenance {
+            inner,
+            current: None,
+            kept: BTreeMap::new(),
+        }
+    }
+
+    /// The kept blobs (each checked against its digest by the reader), and
+    /// the inner sink.
+    pub fn into_parts(self) -> (BTreeMap<Digest, Vec<u8>>, S) {
+        (self.kept, self.inner)
+    }
+}
+
+impl<S: EntrySink> EntrySink for KeepProvenance<S> {
+    fn begin(&mut self, name: &str, kind: EntryKind<'_>) -> std::io::Result<()> {
+        self.current = match kind {
+            EntryKind::Provenance(d) if d.size <= MAX_ARTIFACT_BYTES => {
+                Some((d.digest.clone(), Vec::with_capacity(d.size as usize)))
+            }
+            _ => None,
+        };
+        self.inner.begin(name, kind)
+    }
+    fn data(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        if let Some((_, v)) = &mut self.current {
+            v.extend_from_slice(chunk);
+        }
+        self.inner.data(chunk)
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        if let Some((d, v)) = self.current.take() {
+            self.kept.insert(d, v);
+        }
+        self.inner.finish()
+    }
+}
+
+/// What was checked of one pinned image.
+#[derive(Debug, Clone)]
+pub struct ImageProvenance {
+    /// The pinned reference.
+    pub source: String,
+    /// The names compose uses for it.
+    pub names: Vec<String>,
+    /// What verified.
+    pub checked: Checked,
+}
+
+/// Checks every pinned image of a verified bundle: each must meet the
+/// manifest's own policy (its `required_keys`) and, when `keys` are given
+/// (`installer verify --cosign-key`), be signed by each of them too. The
+/// artifacts are checked under the manifest's keys and `keys`.
+pub fn check_bundle(
+    m: &Manifest,
+    blobs: &BTreeMap<Digest, Vec<u8>>,
+    keys: &[CosignPublicKey],
+) -> Result<Vec<ImageProvenance>, ProvenanceError> {
+    let mut all: Vec<CosignPublicKey> = Vec::new();
+    for k in &m.cosign_keys {
+        let key = CosignPublicKey::from_manifest(k).map_err(|e| ProvenanceError::Malformed {
+            image: "(every image)".into(),
+            what: format!("cosign key {}", k.id),
+            reason: e.0,
+        })?;
+        all.push(key);
+    }
+    for k in keys {
+        if !all.iter().any(|a| a.id == k.id) {
+            all.push(k.clone());
+        }
+    }
+    let mut sources: Vec<&str> = Vec::new();
+    for i in &m.images {
+        if !sources.contains(&i.source.as_str()) {
+            sources.push(&i.source);
+        }
+    }
+    let mut out = Vec::new();
+    for source in sources {
+        let names: Vec<String> = m
+            .images
+            .iter()
+            .filter(|i| i.source == source)
+            .map(|i| i.name.clone())
+            .fold(Vec::new(), |mut v, n| {
+                if !v.contains(&n) {
+                    v.push(n);
+                }
+                v
+            });
+        let pinned = || {
+            let digest = source
+                .rsplit_once('@')
+                .and_then(|(_, d)| d.parse::<Digest>().ok())
+                .or_else(|| {
+                    m.images
+                        .iter()
+                        .find(|i| i.source == source)
+                        .map(|i| i.manifest.digest.clone())
+                })
+                .unwrap_or_else(|| Digest::from_sha256_bytes(&[0; 32]));
+            Provenance {
+                source: source.to_owned(),
+                subject: Descriptor {
+                    media_type: String::new(),
+                    digest,
+                    size: 0,
+                },
+                required_keys: Vec::new(),
+                artifacts: Vec::new(),
+            }
+        };
+        let p = m.provenance_of(source).cloned().unwrap_or_else(pinned);
+        let mut required = p.required_keys.clone();
+        for k in keys {
+            if !required.contains(&k.id) {
+                required.push(k.id.clone());
+            }
+        }
+        let checked = check(source, &p, &all, &required, &|d| blobs.get(d).cloned())?;
+        out.push(ImageProvenance {
+            source: source.to_owned(),
+            names,
+            checked,
+        });
+    }
+    Ok(out)
+}
+
+/// One line per pinned image for people: who signed it, and its SBOMs and
+/// other attestations (absent ones said to be absent).
+pub fn summary_lines(images: &[ImageProvenance]) -> Vec<String> {
+    images
+        .iter()
+        .map(|i| {
+            let c = &i.checked;
+            let signed = if !c.signed_by.is_empty() {
+                format!(
+                    "signed by {}",
+                    c.signed_by.iter().map(short_id).collect::<Vec<_>>().join(", ")
+                )
+            } else if c.signatures > 0 {
+                format!("{} signature(s), by no key known here", c.signatures)
+            } else {
+                "no signature".to_owned()
+            };
+            let (sboms, others): (Vec<_>, Vec<_>) = c
+                .attestations
+                .iter()
+                .partition(|a| is_sbom(&a.predicate_type));
+            let list = |v: &[&CheckedAttestation]| {
+                v.iter()
+                    .map(|a| {
+                        let by = if a.signed_by.is_empty() {
+                            "unverified".to_owned()
+                        } else {
+                            a.signed_by.iter().map(short_id).collect::<Vec<_>>().join(", ")
+                        };
+                        format!("{} ({by})", a.predicate_type)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut line = format!(
+                "{}: {signed}; SBOM: {}",
+                i.names.join(", "),
+                if sboms.is_empty() {
+                    "none attested".to_owned()
+                } else {
+                    list(&sboms)
+                }
+            );
+            if !others.is_empty() {
+                line.push_str(&format!("; attestations: {}", list(&others)));
+            }
+            line
+        })
+        .collect()
 }
 
 #[cfg(test)]

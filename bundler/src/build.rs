@@ -741,7 +741,7 @@ fn write(
                 tar.file(&name, data, f.mode).map_err(&e)?;
                 continue;
             }
-            EntryKind::Blob(b) => b,
+            EntryKind::Blob(b) | EntryKind::Provenance(b) => b,
         };
         written_blobs.push(b);
         // Already-compressed layers do not shrink: searching them for

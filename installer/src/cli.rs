@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::bundle::{self, BundleError, Discard};
+use bundle_format::cosign::{self, CosignPublicKey, KeepProvenance};
 use crate::engine::Engine;
 use crate::install::{self, InstallError, InstallOptions, Report, RollbackOptions, Stderr};
 use crate::minisign::PublicKey;
@@ -85,6 +86,11 @@ pub enum Command {
         /// Install dir whose recorded keys to trust.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Also require every image to be signed by this cosign public key
+        /// (repeatable), checked offline against the signatures the bundle
+        /// carries.
+        #[arg(long, value_name = "COSIGN.pub")]
+        cosign_key: Vec<PathBuf>,
     },
     /// Install or upgrade from a bundle, rolling back on failure.
     Install {
@@ -280,6 +286,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if c.downcast_ref::<crate::engine::EngineError>().is_some() {
             return EXIT_ENGINE;
         }
+        if c.downcast_ref::<cosign::ProvenanceError>().is_some() {
+            return EXIT_VERIFY;
+        }
         if let Some(p) = c.downcast_ref::<PushError>() {
             return if p.is_verification() {
                 EXIT_VERIFY
@@ -301,6 +310,23 @@ fn interrupted_flag() -> Arc<AtomicBool> {
     flag
 }
 
+/// Reads `--cosign-key` files.
+fn cosign_keys(paths: &[PathBuf]) -> Result<Vec<CosignPublicKey>> {
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("--cosign-key {}", p.display()))?;
+            CosignPublicKey::from_pem(&text).with_context(|| {
+                format!(
+                    "--cosign-key {}: hint: give the cosign.pub that `cosign generate-key-pair` wrote",
+                    p.display()
+                )
+            })
+        })
+        .collect()
+}
+
 fn engine(args: &EngineArgs) -> Result<Box<dyn Engine>, crate::engine::EngineError> {
     crate::engine::detect(args.engine.name(), args.compose.as_deref())
 }
@@ -313,8 +339,10 @@ pub fn run(cli: Cli) -> Result<()> {
             bundle: path,
             public_key,
             dir,
+            cosign_key,
         } => {
             let keys = keys_to_trust(public_key.as_ref(), dir.as_ref())?;
+            let cosign_keys = cosign_keys(&cosign_key)?;
             let shown = path
                 .iter()
                 .map(|p| p.display().to_string())
@@ -323,10 +351,14 @@ pub fn run(cli: Cli) -> Result<()> {
             let input = crate::parts::open(&path, &keys).with_context(|| {
                 format!("bundle {shown} failed verification; nothing was written")
             })?;
-            let v = bundle::read_bundle::<BundleError>(input, &keys, |_| Ok(()), &mut Discard)
+            let mut sink = KeepProvenance::new(Discard);
+            let v = bundle::read_bundle::<BundleError>(input, &keys, |_| Ok(()), &mut sink)
                 .with_context(|| {
                     format!("bundle {shown} failed verification; nothing was written")
                 })?;
+            let (kept, _) = sink.into_parts();
+            let images = cosign::check_bundle(v.manifest(), &kept, &cosign_keys)
+                .with_context(|| format!("bundle {shown} failed provenance verification"))?;
             if !cli.quiet {
                 eprintln!(
                     "ok: {} {} signed by key {}; every entry matches the manifest",
@@ -334,6 +366,9 @@ pub fn run(cli: Cli) -> Result<()> {
                     v.manifest().version,
                     v.signer().id
                 );
+                for line in cosign::summary_lines(&images) {
+                    eprintln!("  {line}");
+                }
             }
             Ok(())
         }

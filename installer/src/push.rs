@@ -354,7 +354,7 @@ impl PushSink<'_> {
 impl EntrySink for PushSink<'_> {
     fn begin(&mut self, _name: &str, kind: EntryKind<'_>) -> io::Result<()> {
         self.current = match kind {
-            EntryKind::Blob(d) => match self.begin_blob(&d.digest) {
+            EntryKind::Blob(d) | EntryKind::Provenance(d) => match self.begin_blob(&d.digest) {
                 Ok(c) => c,
                 Err(e) => return Err(self.fail(e)),
             },

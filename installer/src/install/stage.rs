@@ -18,7 +18,7 @@ impl StagingSink {
         match kind {
             EntryKind::File(f) => self.rel.join("files").join(f.path.as_str()),
             EntryKind::Layout(f) => self.rel.join(f.path.as_str()),
-            EntryKind::Blob(d) => self.rel.join("blobs").join(d.digest.hex()),
+            EntryKind::Blob(d) | EntryKind::Provenance(d) => self.rel.join("blobs").join(d.digest.hex()),
         }
     }
 }
