@@ -255,6 +255,18 @@ pub trait EntrySink {
     fn finish(&mut self) -> io::Result<()>;
 }
 
+impl<T: EntrySink + ?Sized> EntrySink for &mut T {
+    fn begin(&mut self, name: &str, kind: EntryKind<'_>) -> io::Result<()> {
+        (**self).begin(name, kind)
+    }
+    fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
+        (**self).data(chunk)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        (**self).finish()
+    }
+}
+
 /// A sink that keeps nothing (`verify`).
 #[derive(Debug, Default)]
 pub struct Discard;
@@ -510,8 +522,7 @@ fn expected_entries(m: &Manifest, scope: Scope) -> Vec<Expected<'_>> {
             mode: 0o644,
         });
     }
-    let provenance: std::collections::BTreeSet<&Digest> =
-        v.iter().map(|e| e.digest).collect();
+    let provenance: std::collections::BTreeSet<&Digest> = v.iter().map(|e| e.digest).collect();
     for d in m.carried_image_blobs() {
         if scope == Scope::FilesOnly {
             break;

@@ -37,6 +37,8 @@ use crate::bundle::{EntryKind, EntrySink};
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// Media type of a DSSE envelope layer.
 pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// The artifact type of a cosign signature stored as an OCI 1.1 referrer.
+pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 /// The layer annotation that holds a payload's signature.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// The layer annotation that names an attestation's predicate type.
@@ -121,8 +123,7 @@ impl CosignPublicKey {
     }
 
     fn verifies(&self, message: &[u8], b64_signature: &str) -> bool {
-        let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64_signature.trim())
-        else {
+        let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64_signature.trim()) else {
             return false;
         };
         let Ok(sig) = Signature::from_der(&der) else {
@@ -286,8 +287,8 @@ struct CriticalImage {
 }
 
 fn envelope_payload(envelope: &[u8]) -> Result<(Envelope, Vec<u8>), CosignError> {
-    let e: Envelope = serde_json::from_slice(envelope)
-        .map_err(|e| err(format!("not a DSSE envelope: {e}")))?;
+    let e: Envelope =
+        serde_json::from_slice(envelope).map_err(|e| err(format!("not a DSSE envelope: {e}")))?;
     let payload = base64::engine::general_purpose::STANDARD
         .decode(&e.payload)
         .map_err(|e| err(format!("the envelope's payload is not base64: {e}")))?;
@@ -299,8 +300,11 @@ fn envelope_payload(envelope: &[u8]) -> Result<(Envelope, Vec<u8>), CosignError>
 /// `https://cyclonedx.org/bom`.
 pub fn predicate(envelope: &[u8]) -> Result<(String, Vec<u8>), CosignError> {
     let (_, payload) = envelope_payload(envelope)?;
-    let s: Statement<'_> = serde_json::from_slice(&payload)
-        .map_err(|e| err(format!("the envelope does not hold an in-toto statement: {e}")))?;
+    let s: Statement<'_> = serde_json::from_slice(&payload).map_err(|e| {
+        err(format!(
+            "the envelope does not hold an in-toto statement: {e}"
+        ))
+    })?;
     let p = s
         .predicate
         .ok_or_else(|| err("the statement has no predicate"))?;
@@ -708,7 +712,11 @@ pub fn summary_lines(images: &[ImageProvenance]) -> Vec<String> {
             let signed = if !c.signed_by.is_empty() {
                 format!(
                     "signed by {}",
-                    c.signed_by.iter().map(short_id).collect::<Vec<_>>().join(", ")
+                    c.signed_by
+                        .iter()
+                        .map(short_id)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             } else if c.signatures > 0 {
                 format!("{} signature(s), by no key known here", c.signatures)
@@ -725,7 +733,11 @@ pub fn summary_lines(images: &[ImageProvenance]) -> Vec<String> {
                         let by = if a.signed_by.is_empty() {
                             "unverified".to_owned()
                         } else {
-                            a.signed_by.iter().map(short_id).collect::<Vec<_>>().join(", ")
+                            a.signed_by
+                                .iter()
+                                .map(short_id)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         };
                         format!("{} ({by})", a.predicate_type)
                     })
@@ -838,15 +850,20 @@ mod tests {
 
     fn envelope(v: &Vendor, statement: &[u8]) -> Vec<u8> {
         let sig = sign(v, &pae(IN_TOTO, statement));
-        serde_json::to_vec(&serde_json::json!({"payloadType": IN_TOTO, "payload": b64(statement),
-            "signatures": [{"keyid": "", "sig": sig}]}))
+        serde_json::to_vec(
+            &serde_json::json!({"payloadType": IN_TOTO, "payload": b64(statement),
+            "signatures": [{"keyid": "", "sig": sig}]}),
+        )
         .expect("json")
     }
 
     const IMAGE: &str = "r/x@sha256:…";
 
     fn subject() -> Descriptor {
-        desc("application/vnd.oci.image.manifest.v1+json", b"the image manifest")
+        desc(
+            "application/vnd.oci.image.manifest.v1+json",
+            b"the image manifest",
+        )
     }
 
     fn prov(artifacts: Vec<Artifact>) -> Provenance {
@@ -876,7 +893,10 @@ mod tests {
         assert_eq!(b.predicate_types, vec!["https://spdx.dev/Document"]);
         let c = run(&s, &prov(vec![a, b.clone()]), &[&v]).expect("verifies");
         assert!(c.signed_by.contains(v.key.id()));
-        assert_eq!(c.attestations[0].predicate_type, "https://spdx.dev/Document");
+        assert_eq!(
+            c.attestations[0].predicate_type,
+            "https://spdx.dev/Document"
+        );
         let (t, raw) = predicate(&s.0[&b.layers[0].digest]).expect("predicate");
         assert_eq!(t, "https://spdx.dev/Document");
         assert_eq!(raw, br#"{"spdxVersion": "SPDX-2.3","name":"x"}"#);

@@ -268,12 +268,15 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
     }
     let mut cosign_keys: Vec<CosignPublicKey> = Vec::new();
     let mut key_ids: BTreeMap<String, Digest> = BTreeMap::new();
-    let key_lists = std::iter::once(("provenance.cosign_keys".to_owned(), &spec.provenance.cosign_keys))
-        .chain(spec.images.iter().enumerate().filter_map(|(i, img)| {
-            img.cosign_keys
-                .as_ref()
-                .map(|k| (format!("images[{i}].cosign_keys"), k))
-        }));
+    let key_lists = std::iter::once((
+        "provenance.cosign_keys".to_owned(),
+        &spec.provenance.cosign_keys,
+    ))
+    .chain(spec.images.iter().enumerate().filter_map(|(i, img)| {
+        img.cosign_keys
+            .as_ref()
+            .map(|k| (format!("images[{i}].cosign_keys"), k))
+    }));
     for (field, paths) in key_lists {
         for (j, path) in paths.iter().enumerate() {
             if key_ids.contains_key(path) {
@@ -547,13 +550,9 @@ async fn provenance(plan: &BuildPlan, puller: &Puller) -> Result<Vec<Provenance>
             artifacts,
         };
         let cache = puller.cache();
-        cosign::check(
-            &p.source,
-            &p,
-            &plan.cosign_keys,
-            &img.required_keys,
-            &|d| std::fs::read(cache.path(d)).ok(),
-        )?;
+        cosign::check(&p.source, &p, &plan.cosign_keys, &img.required_keys, &|d| {
+            std::fs::read(cache.path(d)).ok()
+        })?;
         if plan.opts.no_provenance || p.artifacts.is_empty() {
             continue;
         }
@@ -650,7 +649,10 @@ fn write(
             version: i.version.clone(),
         }),
         cosign_keys: if provenance.iter().any(|p| !p.required_keys.is_empty()) {
-            plan.cosign_keys.iter().map(CosignPublicKey::to_manifest).collect()
+            plan.cosign_keys
+                .iter()
+                .map(CosignPublicKey::to_manifest)
+                .collect()
         } else {
             Vec::new()
         },
@@ -682,11 +684,7 @@ fn write(
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     refuse_non_file(out)?;
     let total: u64 = files.iter().map(|(e, _)| e.size).sum::<u64>()
-        + manifest
-            .carried_blobs()
-            .iter()
-            .map(|b| b.size)
-            .sum::<u64>();
+        + manifest.carried_blobs().iter().map(|b| b.size).sum::<u64>();
     reporter.phase("writing", total);
     let output = match opts.split_size {
         None => {

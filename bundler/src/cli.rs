@@ -227,7 +227,8 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         {
             return EXIT_REGISTRY;
         }
-        if c.downcast_ref::<bundle_format::cosign::ProvenanceError>().is_some()
+        if c.downcast_ref::<bundle_format::cosign::ProvenanceError>()
+            .is_some()
             || matches!(
                 c.downcast_ref::<crate::build::BuildError>(),
                 Some(crate::build::BuildError::Provenance(_))

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use bundle_format::cosign;
+use futures_util::StreamExt;
 use manifest_schema::{Artifact, ArtifactKind, Descriptor, Digest, ImageEntry, ImageRef, Platform};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -742,7 +742,10 @@ impl Puller {
             message,
         };
         let mut out: Vec<Artifact> = Vec::new();
-        for (suffix, kind) in [("sig", ArtifactKind::Signature), ("att", ArtifactKind::Attestation)] {
+        for (suffix, kind) in [
+            ("sig", ArtifactKind::Signature),
+            ("att", ArtifactKind::Attestation),
+        ] {
             let tag = format!("sha256-{hex}.{suffix}");
             let Some(bytes) = self
                 .optional(image, Kind::Manifest, &tag, ARTIFACT_ACCEPT, &shown)
@@ -770,13 +773,25 @@ impl Puller {
             }
         }
         let listing = match self
-            .optional(image, Kind::Referrers, subject.digest.as_str(), &[OCI_INDEX], &shown)
+            .optional(
+                image,
+                Kind::Referrers,
+                subject.digest.as_str(),
+                &[OCI_INDEX],
+                &shown,
+            )
             .await?
         {
             Some(b) => Some(b),
             None => {
-                self.optional(image, Kind::Manifest, &format!("sha256-{hex}"), &[OCI_INDEX], &shown)
-                    .await?
+                self.optional(
+                    image,
+                    Kind::Manifest,
+                    &format!("sha256-{hex}"),
+                    &[OCI_INDEX],
+                    &shown,
+                )
+                .await?
             }
         };
         if let Some(listing) = listing {
@@ -784,7 +799,8 @@ impl Puller {
                 .map_err(|e| bad(&subject.digest, format!("its referrers are not JSON: {e}")))?;
             let manifests = v["manifests"].as_array().cloned().unwrap_or_default();
             for m in manifests.iter().take(MAX_REFERRERS) {
-                let d = descriptor(m).map_err(|e| bad(&subject.digest, format!("a referrer: {e}")))?;
+                let d =
+                    descriptor(m).map_err(|e| bad(&subject.digest, format!("a referrer: {e}")))?;
                 if out.iter().any(|a| a.manifest.digest == d.digest) {
                     continue;
                 }
@@ -823,17 +839,22 @@ impl Puller {
         shown: &str,
     ) -> Result<Option<Vec<u8>>, PullError> {
         let what = format!("{} {reference}", kind.noun());
-        retrying(&self.opts, &*self.reporter, &format!("{what} of {shown}"), || async {
-            match self
-                .http
-                .get_if_present(image, kind, reference, accept)
-                .await
-                .map_err(|e| Failed::registry(shown, &what, e))?
-            {
-                Some(r) => Ok(Some(manifest_body(shown, &what, r).await?)),
-                None => Ok(None),
-            }
-        })
+        retrying(
+            &self.opts,
+            &*self.reporter,
+            &format!("{what} of {shown}"),
+            || async {
+                match self
+                    .http
+                    .get_if_present(image, kind, reference, accept)
+                    .await
+                    .map_err(|e| Failed::registry(shown, &what, e))?
+                {
+                    Some(r) => Ok(Some(manifest_body(shown, &what, r).await?)),
+                    None => Ok(None),
+                }
+            },
+        )
         .await
     }
 }

@@ -10,13 +10,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::bundle::{self, BundleError, Discard};
-use bundle_format::cosign::{self, CosignPublicKey, KeepProvenance};
 use crate::engine::Engine;
 use crate::install::{self, InstallError, InstallOptions, Report, RollbackOptions, Stderr};
 use crate::minisign::PublicKey;
 use crate::push::{PushError, PushOptions};
 use crate::registry::{ClientOptions, Site};
 use crate::state::StateDir;
+use bundle_format::cosign::{self, CosignPublicKey, KeepProvenance};
 
 /// Exit code: bad input, preflight failure; nothing was changed.
 pub const EXIT_INPUT: u8 = 1;
@@ -266,6 +266,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
                 InstallError::RolledBack { .. } => EXIT_ROLLED_BACK,
                 InstallError::RollbackFailed { .. } => EXIT_BROKEN,
                 InstallError::Engine(_) => EXIT_ENGINE,
+                InstallError::Provenance(_) => EXIT_VERIFY,
                 _ => EXIT_INPUT,
             };
         }
@@ -488,6 +489,12 @@ pub fn run(cli: Cli) -> Result<()> {
                     done.manifests_pushed,
                     done.manifests_present
                 ));
+                if done.signatures + done.attestations > 0 {
+                    report.step(&format!(
+                        "  with {} cosign signature(s) and {} attestation(s), where cosign looks for them",
+                        done.signatures, done.attestations
+                    ));
+                }
             }
             Ok(())
         }
@@ -584,6 +591,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 _ => Vec::new(),
             };
             let journal = sd.journal();
+            let provenance = match &state.current {
+                Some(cur) => sd
+                    .release_manifest(&cur.version)
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| sd.provenance(&m).map_err(|e| e.to_string())),
+                None => Ok(Vec::new()),
+            };
             let override_file = match (&state.current, sd.fs()) {
                 (Some(cur), Ok(fs)) => sd
                     .release_manifest(&cur.version)
@@ -603,6 +617,20 @@ pub fn run(cli: Cli) -> Result<()> {
                     "containers": containers.iter().map(|c| json!({"name": c.name, "service": c.service, "status": c.status, "health": c.health})).collect::<Vec<_>>(),
                     "override_file": override_file,
                     "engine": engine_text,
+                    "provenance": match &provenance {
+                        Ok(images) => json!(images.iter().map(|i| json!({
+                            "source": i.source,
+                            "names": i.names,
+                            "signed_by": i.checked.signed_by,
+                            "signatures": i.checked.signatures,
+                            "attestations": i.checked.attestations.iter().map(|a| json!({
+                                "predicate_type": a.predicate_type,
+                                "sbom": cosign::is_sbom(&a.predicate_type),
+                                "signed_by": a.signed_by,
+                            })).collect::<Vec<_>>(),
+                        })).collect::<Vec<_>>()),
+                        Err(e) => json!({"error": e}),
+                    },
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -625,6 +653,16 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("interrupted: {} of {} stopped in phase {}; run install again or `installer rollback`", j.op, j.to, j.phase);
             }
             println!("engine: {engine_text}");
+            match &provenance {
+                Ok(images) if !images.is_empty() => {
+                    println!("images (cosign signatures and SBOMs the bundle carried):");
+                    for line in cosign::summary_lines(images) {
+                        println!("  {line}");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => println!("provenance: cannot be read: {e}"),
+            }
             if let Some(o) = &override_file {
                 println!("override file: {o} (yours: compose loads it after the bundle's files; kept as it is across upgrades and rollbacks)");
             }

@@ -23,7 +23,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use manifest_schema::{Digest, ImageEntry, Manifest};
+use manifest_schema::{Descriptor, Digest, ImageEntry, Manifest, Provenance};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -87,6 +87,10 @@ pub struct Pushed {
     pub manifests_pushed: usize,
     /// Tags that already pointed at the right manifest.
     pub manifests_present: usize,
+    /// Cosign signature manifests pushed along (or already there).
+    pub signatures: usize,
+    /// Cosign attestation manifests pushed along (or already there).
+    pub attestations: usize,
 }
 
 /// Why a push failed.
@@ -145,6 +149,9 @@ struct Plan {
     manifests: BTreeSet<Digest>,
     /// `(repository, tag)` with its images, one per platform.
     tags: BTreeMap<(String, String), Vec<ImageEntry>>,
+    /// Signature and attestation manifests (and the indexes pins name), by
+    /// the repositories of the images they are about.
+    provenance: Vec<(String, Provenance)>,
     /// Bytes the read verifies (the progress line's whole).
     total: u64,
 }
@@ -177,8 +184,172 @@ fn plan_for(site: &Site, m: &Manifest) -> Result<Plan, PushError> {
                 repos.push(repo.clone());
             }
         }
+        // The image's signatures and attestations go where it goes, as
+        // cosign looks for them there.
+        if let Some(prov) = m.provenance_of(&img.source) {
+            if p.provenance
+                .iter()
+                .any(|(r, q)| *r == repo && q.source == prov.source)
+            {
+                continue;
+            }
+            if !m
+                .images
+                .iter()
+                .any(|i| i.manifest.digest == prov.subject.digest)
+            {
+                p.manifests.insert(prov.subject.digest.clone());
+            }
+            for a in &prov.artifacts {
+                p.manifests.insert(a.manifest.digest.clone());
+                for d in std::iter::once(&a.config).chain(&a.layers) {
+                    let repos = p.blobs.entry(d.digest.clone()).or_default();
+                    if !repos.contains(&repo) {
+                        repos.push(repo.clone());
+                    }
+                }
+            }
+            p.provenance.push((repo.clone(), prov.clone()));
+        }
     }
     Ok(p)
+}
+
+/// Puts the signatures and attestations, after the images: under cosign's
+/// tags, or (an OCI 1.1 referrer) by digest with the referrers fallback tag
+/// (`sha256-<hex>`, an index of the subject's referrers) updated, which is
+/// where a registry without the referrers API is read. A pin that names an
+/// index is put too when the registry takes it (it may lack platforms the
+/// bundle left out).
+fn put_provenance(
+    client: &Client,
+    plan: &Plan,
+    manifests: &BTreeMap<Digest, Vec<u8>>,
+    report: &dyn Report,
+    done: &mut Pushed,
+) -> Result<(), PushError> {
+    let put_once = |repo: &str, reference: &str, d: &Descriptor, done: &mut Pushed| {
+        if client
+            .manifest_digest(repo, reference)
+            .map_err(PushError::Tagging)?
+            .as_deref()
+            == Some(d.digest.as_str())
+        {
+            done.manifests_present += 1;
+            return Ok::<_, PushError>(());
+        }
+        let bytes = manifests.get(&d.digest).ok_or_else(|| {
+            PushError::Input(format!("manifest {} is not in the bundle", d.digest))
+        })?;
+        client
+            .put_manifest(repo, reference, &d.media_type, bytes)
+            .map_err(PushError::Tagging)?;
+        done.manifests_pushed += 1;
+        Ok(())
+    };
+    for (repo, prov) in &plan.provenance {
+        if manifests.contains_key(&prov.subject.digest)
+            && !plan
+                .tags
+                .values()
+                .flatten()
+                .any(|i| i.manifest.digest == prov.subject.digest)
+        {
+            if let Err(e) = put_once(repo, prov.subject.digest.as_str(), &prov.subject, done) {
+                report.step(&format!(
+                    "note: {repo}@{} (the index the pin names) was not put: {e}; its signatures are pushed, checked against it offline",
+                    prov.subject.digest
+                ));
+            }
+        }
+        let mut referrers = Vec::new();
+        for a in &prov.artifacts {
+            match &a.tag {
+                Some(tag) => put_once(repo, tag, &a.manifest, done)?,
+                None => {
+                    put_once(repo, a.manifest.digest.as_str(), &a.manifest, done)?;
+                    referrers.push(a);
+                }
+            }
+        }
+        if !referrers.is_empty() {
+            update_referrers_tag(client, repo, &prov.subject.digest, &referrers, done)?;
+        }
+        done.signatures += prov
+            .artifacts
+            .iter()
+            .filter(|a| a.kind == manifest_schema::ArtifactKind::Signature)
+            .count();
+        done.attestations += prov
+            .artifacts
+            .iter()
+            .filter(|a| a.kind == manifest_schema::ArtifactKind::Attestation)
+            .count();
+    }
+    Ok(())
+}
+
+/// Adds `referrers` to the subject's referrers fallback tag, keeping what
+/// the index there lists already.
+fn update_referrers_tag(
+    client: &Client,
+    repo: &str,
+    subject: &Digest,
+    referrers: &[&manifest_schema::Artifact],
+    done: &mut Pushed,
+) -> Result<(), PushError> {
+    let tag = format!("sha256-{}", subject.hex());
+    let mut listed: Vec<serde_json::Value> = match client
+        .manifest_digest(repo, &tag)
+        .map_err(PushError::Tagging)?
+    {
+        Some(d) => {
+            let bytes = fetch_manifest(client, repo, &d).map_err(PushError::Tagging)?;
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("manifests")?.as_array().cloned())
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let before = listed.len();
+    for a in referrers {
+        if listed
+            .iter()
+            .any(|m| m.get("digest").and_then(|d| d.as_str()) == Some(a.manifest.digest.as_str()))
+        {
+            continue;
+        }
+        let mut m = serde_json::json!({
+            "mediaType": a.manifest.media_type,
+            "digest": a.manifest.digest.as_str(),
+            "size": a.manifest.size,
+        });
+        if a.kind == manifest_schema::ArtifactKind::Signature {
+            m["artifactType"] = bundle_format::cosign::SIGNATURE_ARTIFACT_TYPE.into();
+        }
+        listed.push(m);
+    }
+    if listed.len() == before {
+        done.manifests_present += 1;
+        return Ok(());
+    }
+    let bytes = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": listed,
+    }))
+    .expect("JSON values serialize");
+    client
+        .put_manifest(
+            repo,
+            &tag,
+            "application/vnd.oci.image.index.v1+json",
+            &bytes,
+        )
+        .map_err(PushError::Tagging)?;
+    done.manifests_pushed += 1;
+    Ok(())
 }
 
 /// An upload in progress into one repository.
@@ -497,6 +668,7 @@ pub fn push(opts: &PushOptions, report: &dyn Report) -> Result<Pushed, PushError
     done.name = m.name.clone();
     done.version = m.version.to_string();
     put_tags(&client, &opts.site, plan, &sink.manifests, &mut done)?;
+    put_provenance(&client, plan, &sink.manifests, report, &mut done)?;
     Ok(done)
 }
 

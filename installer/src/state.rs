@@ -594,6 +594,21 @@ impl StateDir {
         })
     }
 
+    /// A kept release's provenance, checked again from the stored blobs
+    /// under the keys its manifest carries (for `status`).
+    pub fn provenance(
+        &self,
+        m: &Manifest,
+    ) -> Result<Vec<bundle_format::cosign::ImageProvenance>, bundle_format::cosign::ProvenanceError>
+    {
+        let blobs = m
+            .provenance_blobs()
+            .into_iter()
+            .filter_map(|d| Some((d.digest.clone(), fs::read(self.blob(&d.digest)).ok()?)))
+            .collect();
+        bundle_format::cosign::check_bundle(m, &blobs, &[])
+    }
+
     /// Path of a stored blob.
     pub fn blob(&self, d: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(d.hex())

@@ -89,7 +89,9 @@ pub struct Provenance {
 }
 
 /// What a cosign artifact holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ArtifactKind {
     /// Signatures over a simple-signing payload naming the digest.

@@ -470,7 +470,10 @@ fn check_provenance(p: &mut Problems, m: &Manifest) {
     let mut ids = BTreeSet::new();
     for (i, k) in m.cosign_keys.iter().enumerate() {
         if !ids.insert(&k.id) {
-            p.push(format!("cosign_keys[{i}]"), format!("key {} listed twice", k.id));
+            p.push(
+                format!("cosign_keys[{i}]"),
+                format!("key {} listed twice", k.id),
+            );
         }
     }
     let mut sources = BTreeSet::new();
@@ -481,9 +484,14 @@ fn check_provenance(p: &mut Problems, m: &Manifest) {
         }
         let images: Vec<_> = m.images.iter().filter(|e| e.source == pv.source).collect();
         if images.is_empty() {
-            p.push(at("source"), format!("{:?} is not an image's source", pv.source));
+            p.push(
+                at("source"),
+                format!("{:?} is not an image's source", pv.source),
+            );
         }
-        let is_manifest = images.iter().any(|e| e.manifest.digest == pv.subject.digest);
+        let is_manifest = images
+            .iter()
+            .any(|e| e.manifest.digest == pv.subject.digest);
         if !is_manifest && !INDEX_TYPES.contains(&pv.subject.media_type.as_str()) {
             p.push(
                 at("subject"),
@@ -495,7 +503,10 @@ fn check_provenance(p: &mut Problems, m: &Manifest) {
         }
         for k in &pv.required_keys {
             if !ids.contains(k) {
-                p.push(at("required_keys"), format!("key {k} is not in cosign_keys"));
+                p.push(
+                    at("required_keys"),
+                    format!("key {k} is not in cosign_keys"),
+                );
             }
         }
         for (j, a) in pv.artifacts.iter().enumerate() {

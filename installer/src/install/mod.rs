@@ -123,6 +123,10 @@ pub enum InstallError {
     /// A split bundle's parts are missing, extra, out of order or corrupt.
     #[error(transparent)]
     Parts(#[from] crate::parts::PartsError),
+    /// An image's signatures do not meet the bundle's provenance policy;
+    /// nothing was changed.
+    #[error("{0}; nothing was changed")]
+    Provenance(#[from] bundle_format::cosign::ProvenanceError),
     /// Preflight found problems; nothing was changed.
     #[error("preflight failed, nothing was changed:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Preflight(Vec<String>),

@@ -85,7 +85,7 @@ pub(crate) fn prune(sd: &StateDir, state: &State) {
     let mut needed = BTreeSet::new();
     for v in &keep {
         if let Ok(m) = sd.release_manifest(v) {
-            for d in m.all_blobs() {
+            for d in m.all_blobs().into_iter().chain(m.provenance_blobs()) {
                 needed.insert(d.digest.hex().to_owned());
             }
         }

@@ -2,6 +2,7 @@
 //! (files, signed manifest, blobs); the installer's self-update.
 
 use super::*;
+use bundle_format::cosign::KeepProvenance;
 
 /// Writes verified entries into the staging dir (each file created
 /// exclusively, no link followed: [`bundle_format::safefs::Root`]).
@@ -18,7 +19,9 @@ impl StagingSink {
         match kind {
             EntryKind::File(f) => self.rel.join("files").join(f.path.as_str()),
             EntryKind::Layout(f) => self.rel.join(f.path.as_str()),
-            EntryKind::Blob(d) | EntryKind::Provenance(d) => self.rel.join("blobs").join(d.digest.hex()),
+            EntryKind::Blob(d) | EntryKind::Provenance(d) => {
+                self.rel.join("blobs").join(d.digest.hex())
+            }
         }
     }
 }
@@ -253,6 +256,7 @@ pub(crate) fn verify_and_stage(
         sd: sd.clone(),
         armed: true,
     };
+    let mut keep = KeepProvenance::new(&mut sink);
     let verified = bundle::read_bundle_scoped::<InstallError>(
         input,
         &plan.keys,
@@ -267,9 +271,13 @@ pub(crate) fn verify_and_stage(
             }
             start_journal(plan, m)
         },
-        &mut sink,
+        &mut keep,
     )
     .map_err(|e| explain(plan, e))?;
+    // The bundle's own policy: every image signed by the keys it names,
+    // checked offline against what it carries.
+    let (provenance, _) = keep.into_parts();
+    bundle_format::cosign::check_bundle(verified.manifest(), &provenance, &[])?;
     Ok(Staged {
         verified,
         staging,
