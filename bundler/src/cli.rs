@@ -164,6 +164,42 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write an image's attested SBOM exactly as attested (the predicate of
+    /// its `cosign attest` statement), reading the bundle only up to it.
+    Sbom {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The image: the name compose uses (`demo/web:1.0.0`) or its pinned
+        /// reference.
+        image: String,
+        /// Trusted public key of the bundle.
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Which SBOM, when the image has several.
+        #[arg(long = "type", value_enum)]
+        kind: Option<SbomKind>,
+        /// Write it here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// The SBOM formats `cosign attest --type` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SbomKind {
+    /// SPDX JSON (`https://spdx.dev/Document`).
+    Spdxjson,
+    /// CycloneDX (`https://cyclonedx.org/bom`).
+    Cyclonedx,
+}
+
+impl SbomKind {
+    fn matches(self, predicate_type: &str) -> bool {
+        match self {
+            SbomKind::Spdxjson => predicate_type.starts_with("https://spdx.dev/Document"),
+            SbomKind::Cyclonedx => predicate_type.starts_with("https://cyclonedx.org/bom"),
+        }
+    }
 }
 
 fn reporter(quiet: bool) -> Arc<dyn Reporter> {
@@ -434,6 +470,105 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{}", crate::cli::inspect_table(&head));
             Ok(())
         }
+        Command::Sbom {
+            bundle: path,
+            image,
+            public_key,
+            kind,
+            output,
+        } => {
+            let text = std::fs::read_to_string(&public_key)
+                .with_context(|| format!("reading public key {}", public_key.display()))?;
+            let pk =
+                PublicKey::parse(&text).with_context(|| format!("{}", public_key.display()))?;
+            let (sbom, predicate_type) = sbom(&path, &image, &pk, kind)?;
+            match &output {
+                Some(o) => bundle_format::safefs::write_atomic(o, &sbom, 0o644)
+                    .with_context(|| format!("writing {}", o.display()))?,
+                None => {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&sbom)?;
+                    out.flush()?;
+                }
+            }
+            if !cli.quiet {
+                eprintln!("{image}: {predicate_type} SBOM, {} bytes, as attested", sbom.len());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The SBOM attested for `image`, read from the bundle's provenance (which
+/// comes before the image blobs, so the read stops there).
+fn sbom(
+    path: &std::path::Path,
+    image: &str,
+    pk: &PublicKey,
+    kind: Option<SbomKind>,
+) -> Result<(Vec<u8>, String)> {
+    use bundle_format::cosign;
+    let input = bundle::open(path)?;
+    let mut sink = cosign::KeepProvenance::new(Discard);
+    let v = bundle::read_bundle_scoped::<bundle::BundleError>(
+        input,
+        std::slice::from_ref(pk),
+        bundle::Scope::FilesOnly,
+        |_| Ok(()),
+        &mut sink,
+    )
+    .with_context(|| format!("bundle {} failed verification", path.display()))?;
+    let (kept, _) = sink.into_parts();
+    let m = v.manifest();
+    let Some(img) = m
+        .images
+        .iter()
+        .find(|i| i.name == image || i.source == image)
+    else {
+        bail!(
+            "bundle {} has no image {image:?} (it has: {}); hint: give the name compose uses or the pinned reference",
+            path.display(),
+            m.images
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    let mut found: Vec<(String, Vec<u8>)> = Vec::new();
+    for a in m
+        .provenance_of(&img.source)
+        .iter()
+        .flat_map(|p| &p.artifacts)
+        .filter(|a| a.kind == manifest_schema::ArtifactKind::Attestation)
+    {
+        for l in &a.layers {
+            let bytes = kept
+                .get(&l.digest)
+                .with_context(|| format!("attestation {} is not in the bundle", l.digest))?;
+            let (t, predicate) = cosign::predicate(bytes)
+                .with_context(|| format!("attestation {} of {image}", l.digest))?;
+            if cosign::is_sbom(&t) && kind.is_none_or(|k| k.matches(&t)) {
+                found.push((t, predicate));
+            }
+        }
+    }
+    match found.len() {
+        1 => {
+            let (t, p) = found.remove(0);
+            Ok((p, t))
+        }
+        0 => bail!(
+            "{image} has no attested SBOM{} in {}; hint: the vendor attaches one with `cosign attest --type spdxjson|cyclonedx` before building (SBOMs are carried, not generated)",
+            kind.map(|k| format!(" of type {k:?}").to_lowercase()).unwrap_or_default(),
+            path.display()
+        ),
+        _ => bail!(
+            "{image} has {} attested SBOMs ({}); hint: choose one with --type",
+            found.len(),
+            found.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -496,6 +631,53 @@ pub fn inspect_table(head: &bundle::UnverifiedHead) -> String {
                 tags.push("unrotatable".into());
             }
             let _ = writeln!(s, "  {:<24} {} ({})", e.key, e.description, tags.join(", "));
+        }
+    }
+    if !m.provenance.is_empty() || !m.cosign_keys.is_empty() {
+        let _ = writeln!(s, "provenance (carried, not checked here; `installer verify --cosign-key` checks it):");
+        let mut seen = Vec::new();
+        for i in &m.images {
+            if seen.contains(&&i.source) {
+                continue;
+            }
+            seen.push(&i.source);
+            let p = m.provenance_of(&i.source);
+            let count = |k| {
+                p.iter()
+                    .flat_map(|p| &p.artifacts)
+                    .filter(|a| a.kind == k)
+                    .map(|a| a.layers.len())
+                    .sum::<usize>()
+            };
+            let sboms: Vec<&str> = p
+                .iter()
+                .flat_map(|p| &p.artifacts)
+                .flat_map(|a| &a.predicate_types)
+                .map(String::as_str)
+                .filter(|t| bundle_format::cosign::is_sbom(t))
+                .collect();
+            let required: Vec<String> = p
+                .iter()
+                .flat_map(|p| &p.required_keys)
+                .map(bundle_format::cosign::short_id)
+                .collect();
+            let _ = writeln!(
+                s,
+                "  {:<40} signatures: {}  attestations: {}  SBOM: {}{}",
+                i.name,
+                count(manifest_schema::ArtifactKind::Signature),
+                count(manifest_schema::ArtifactKind::Attestation),
+                if sboms.is_empty() {
+                    "none attested".to_owned()
+                } else {
+                    sboms.join(", ")
+                },
+                if required.is_empty() {
+                    String::new()
+                } else {
+                    format!("  must be signed by {}", required.join(", "))
+                }
+            );
         }
     }
     let blobs = m.carried_blobs();
