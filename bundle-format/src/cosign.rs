@@ -975,6 +975,56 @@ mod tests {
         assert_eq!(c.signed_by.iter().collect::<Vec<_>>(), vec![w.key.id()]);
     }
 
+    /// A manifest stand-in: one image, pinned, with `prov` and the keys.
+    fn manifest(prov: Provenance, keys: &[&Vendor]) -> Manifest {
+        let mut m: Manifest =
+            serde_json::from_str(include_str!("../../fuzz/seeds/manifest/manifest.json"))
+                .expect("seed manifest");
+        m.images.truncate(1);
+        m.images[0].source = IMAGE.into();
+        m.cosign_keys = keys.iter().map(|v| v.key.to_manifest()).collect();
+        m.provenance = vec![prov];
+        m
+    }
+
+    #[test]
+    fn a_bundle_is_held_to_the_policy_its_manifest_carries() {
+        let (v, w) = (vendor(7), vendor(9));
+        let mut s = Store(BTreeMap::new());
+        let p = payload(&subject().digest);
+        let sig = sign(&w, &p);
+        let a = s.artifact(SIMPLE_SIGNING, vec![(p, sig)]);
+        let mut pv = prov(vec![a]);
+        // No policy: what verifies is reported, nothing is required.
+        let m = manifest(pv.clone(), &[&v, &w]);
+        let got = check_bundle(&m, &s.0, &[]).expect("no policy");
+        assert_eq!(got[0].checked.signed_by.len(), 1);
+        // The manifest requires v, whose signature is not there.
+        pv.required_keys = vec![v.key.id().clone()];
+        let m = manifest(pv.clone(), &[&v, &w]);
+        let e = check_bundle(&m, &s.0, &[]).unwrap_err();
+        assert!(matches!(e, ProvenanceError::NotSignedBy { .. }), "{e}");
+        // --cosign-key adds a requirement the manifest does not make.
+        pv.required_keys.clear();
+        let m = manifest(pv, &[&w]);
+        let e = check_bundle(&m, &s.0, std::slice::from_ref(&v.key)).unwrap_err();
+        assert!(matches!(e, ProvenanceError::NotSignedBy { .. }), "{e}");
+        assert!(check_bundle(&m, &s.0, std::slice::from_ref(&w.key)).is_ok());
+        // A carried blob gone missing is an error, not a pass.
+        let mut pv = prov(vec![s.artifact(
+            SIMPLE_SIGNING,
+            vec![(
+                payload(&subject().digest),
+                sign(&v, &payload(&subject().digest)),
+            )],
+        )]);
+        pv.required_keys = vec![v.key.id().clone()];
+        let m = manifest(pv, &[&v]);
+        assert!(check_bundle(&m, &s.0, &[]).is_ok());
+        let e = check_bundle(&m, &BTreeMap::new(), &[]).unwrap_err();
+        assert!(matches!(e, ProvenanceError::Malformed { .. }), "{e}");
+    }
+
     #[test]
     fn keys_parse_only_from_p256_pem() {
         assert!(CosignPublicKey::from_pem("not a key").is_err());

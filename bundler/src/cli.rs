@@ -493,7 +493,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
             if !cli.quiet {
-                eprintln!("{image}: {predicate_type} SBOM, {} bytes, as attested", sbom.len());
+                eprintln!(
+                    "{image}: {predicate_type} SBOM, {} bytes, as attested",
+                    sbom.len()
+                );
             }
             Ok(())
         }
@@ -634,7 +637,10 @@ pub fn inspect_table(head: &bundle::UnverifiedHead) -> String {
         }
     }
     if !m.provenance.is_empty() || !m.cosign_keys.is_empty() {
-        let _ = writeln!(s, "provenance (carried, not checked here; `installer verify --cosign-key` checks it):");
+        let _ = writeln!(
+            s,
+            "provenance (carried, not checked here; `installer verify --cosign-key` checks it):"
+        );
         let mut seen = Vec::new();
         for i in &m.images {
             if seen.contains(&&i.source) {
