@@ -321,7 +321,7 @@ pub fn is_sbom(predicate_type: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProvenanceError {
     /// Nothing signed it.
-    #[error("image {image} has no cosign signature (looked for the tag sha256-{hex}.sig and OCI referrers of {subject}); hint: sign it with `cosign sign --key …` before bundling, or drop its key from the spec's policy")]
+    #[error("image {image} has no cosign signature (looked for the tag sha256-{hex}.sig and OCI referrers of {subject}); hint: the vendor signs it with `cosign sign --key …` and builds the bundle again (the spec's policy or --cosign-key requires a signature)")]
     NoSignature {
         /// The image.
         image: String,
@@ -331,7 +331,7 @@ pub enum ProvenanceError {
         hex: String,
     },
     /// A trusted key signed, but another image.
-    #[error("image {image}: the signature by key {key} is over another image ({named}), not {subject}: a signature copied from another image is refused; hint: sign this digest")]
+    #[error("image {image}: the signature by key {key} is over another image ({named}), not {subject}: a signature copied from another image is refused; hint: the vendor signs {subject} itself and builds the bundle again")]
     OtherDigest {
         /// The image.
         image: String,
@@ -343,7 +343,7 @@ pub enum ProvenanceError {
         subject: Digest,
     },
     /// No signature verifies under a required key.
-    #[error("image {image} is not signed by key {key}: no signature verifies under it (another key signed it, or the payload was altered); hint: sign {subject} with that key, or fix the spec's policy")]
+    #[error("image {image} is not signed by key {key}: no signature verifies under it (another key signed it, or the payload was altered); hint: check which key the spec's policy or --cosign-key names; the vendor signs {subject} with it and builds the bundle again")]
     NotSignedBy {
         /// The image.
         image: String,

@@ -2,8 +2,10 @@
 //!
 //! 1. [`plan`]: read and validate the spec, resolve file paths, check that
 //!    the compose files use only bundled images, load the signing key.
-//! 2. Resolve every image to its manifests and fetch missing blobs into the
-//!    cache ([`crate::registry`]).
+//! 2. Resolve every image to its manifests, check the spec's provenance
+//!    policy against the pinned digests' cosign signatures (fetched with
+//!    their attestations), and fetch missing blobs into the cache
+//!    ([`crate::registry`]).
 //! 3. Compose the image layout files (OCI `index.json` and docker-archive
 //!    `manifest.json`) and the bundle manifest; sign the manifest.
 //! 4. Stream everything into a temp file next to the output in the order
@@ -481,6 +483,8 @@ pub async fn execute(
             entries.push(r.entry);
         }
     }
+    // The policy is checked before any layer is pulled.
+    let provenance = provenance(&plan, &puller).await?;
     let mut image_of: BTreeMap<Digest, (ImageRef, String)> = BTreeMap::new();
     let mut blobs: Vec<Descriptor> = Vec::new();
     for e in &entries {
@@ -517,7 +521,6 @@ pub async fn execute(
         .sum();
     reporter.phase("pulling", to_fetch);
     let downloaded = puller.fetch(&image_of, &blobs).await?;
-    let provenance = provenance(&plan, &puller).await?;
     let cache = puller.cache().clone();
     tokio::task::spawn_blocking(move || {
         let images = Images {
