@@ -693,6 +693,9 @@ pub fn check_bundle(
             }
         }
         let checked = check(source, &p, &all, &required, &|d| blobs.get(d).cloned())?;
+        if !p.artifacts.is_empty() {
+            tie_to_subject(m, source, &p.subject, blobs)?;
+        }
         out.push(ImageProvenance {
             source: source.to_owned(),
             names,
@@ -700,6 +703,48 @@ pub fn check_bundle(
         });
     }
     Ok(out)
+}
+
+/// A signature is over the pinned digest; the images the bundle loads must
+/// be that manifest, or be listed by that index (carried, so this holds
+/// offline).
+fn tie_to_subject(
+    m: &Manifest,
+    source: &str,
+    subject: &Descriptor,
+    blobs: &BTreeMap<Digest, Vec<u8>>,
+) -> Result<(), ProvenanceError> {
+    let entries: Vec<_> = m.images.iter().filter(|i| i.source == source).collect();
+    if entries.iter().all(|i| i.manifest.digest == subject.digest) {
+        return Ok(());
+    }
+    let malformed = |reason: String| ProvenanceError::Malformed {
+        image: source.to_owned(),
+        what: format!("index {}", subject.digest),
+        reason,
+    };
+    let bytes = blobs
+        .get(&subject.digest)
+        .ok_or_else(|| malformed("is not in the bundle; hint: build the bundle again".into()))?;
+    #[derive(Deserialize)]
+    struct Index {
+        manifests: Vec<OciDescriptor>,
+    }
+    let index: Index = serde_json::from_slice(bytes)
+        .map_err(|e| malformed(format!("is not an image index: {e}")))?;
+    for e in entries {
+        if !index
+            .manifests
+            .iter()
+            .any(|d| d.digest == e.manifest.digest)
+        {
+            return Err(malformed(format!(
+                "does not list {} ({}), which the bundle loads as {}: the signatures do not cover it",
+                e.manifest.digest, e.platform, e.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One line per pinned image for people: who signed it, and its SBOMs and
@@ -982,6 +1027,7 @@ mod tests {
                 .expect("seed manifest");
         m.images.truncate(1);
         m.images[0].source = IMAGE.into();
+        m.images[0].manifest = prov.subject.clone();
         m.cosign_keys = keys.iter().map(|v| v.key.to_manifest()).collect();
         m.provenance = vec![prov];
         m
@@ -1023,6 +1069,33 @@ mod tests {
         assert!(check_bundle(&m, &s.0, &[]).is_ok());
         let e = check_bundle(&m, &BTreeMap::new(), &[]).unwrap_err();
         assert!(matches!(e, ProvenanceError::Malformed { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_signed_index_must_list_the_manifests_the_bundle_loads() {
+        let v = vendor(7);
+        let mut s = Store(BTreeMap::new());
+        let listed = desc(
+            "application/vnd.oci.image.manifest.v1+json",
+            b"amd64 manifest",
+        );
+        let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"mediaType": listed.media_type, "digest": listed.digest, "size": listed.size}]}))
+        .expect("json");
+        let subject = desc("application/vnd.oci.image.index.v1+json", &index);
+        s.put(index);
+        let p = payload(&subject.digest);
+        let sig = sign(&v, &p);
+        let mut pv = prov(vec![s.artifact(SIMPLE_SIGNING, vec![(p, sig)])]);
+        pv.subject = subject;
+        pv.required_keys = vec![v.key.id().clone()];
+        let mut m = manifest(pv, &[&v]);
+        m.images[0].manifest = listed;
+        assert!(check_bundle(&m, &s.0, &[]).is_ok());
+        m.images[0].manifest = desc("application/vnd.oci.image.manifest.v1+json", b"another");
+        let e = check_bundle(&m, &s.0, &[]).unwrap_err();
+        assert!(e.to_string().contains("does not list"), "{e}");
     }
 
     #[test]
