@@ -230,24 +230,9 @@ fn password_from_env_or_prompt(confirm: bool) -> Option<Zeroizing<String>> {
     Some(p)
 }
 
-/// An error with the exit code it maps to.
-#[derive(Debug)]
-pub struct Exit(pub u8);
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}", self.0)
-    }
-}
-
-impl std::error::Error for Exit {}
-
 /// The exit code for an error chain.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     for c in e.chain() {
-        if let Some(x) = c.downcast_ref::<Exit>() {
-            return x.0;
-        }
         if let Some(b) = c.downcast_ref::<bundle::BundleError>() {
             return if b.is_verification() {
                 EXIT_VERIFY
@@ -702,12 +687,4 @@ pub fn inspect_table(head: &bundle::UnverifiedHead) -> String {
         );
     }
     s
-}
-
-/// Fails if a condition does not hold (used by commands for user errors).
-pub fn ensure_input(cond: bool, msg: impl Into<String>) -> Result<()> {
-    if !cond {
-        bail!(msg.into());
-    }
-    Ok(())
 }
