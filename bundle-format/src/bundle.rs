@@ -58,7 +58,7 @@ impl fmt::Display for Compression {
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     /// The file cannot be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Open {
         /// The file.
         path: PathBuf,
@@ -78,8 +78,8 @@ pub enum BundleError {
         magic: String,
     },
     /// The tar stream is corrupt or truncated (includes decompression errors).
-    #[error("{0}; hint: the bundle is damaged or incomplete, copy it again")]
-    Tar(#[from] TarError),
+    #[error("{}; hint: the bundle is damaged or incomplete, copy it again", crate::error_text(.0))]
+    Tar(TarError),
     /// The head of the archive is not manifest + signature.
     #[error("entry {index} must be {expected}, found {found:?}; hint: this is not a bundle written by `bundler build`, or it was repacked")]
     Head {
@@ -101,7 +101,7 @@ pub enum BundleError {
         limit: u64,
     },
     /// The signature is malformed, untrusted or does not match.
-    #[error("signature: {0}")]
+    #[error("signature")]
     Signature(#[from] MinisignError),
     /// The manifest (signed) is not valid JSON for this format.
     #[error("manifest.json is signed but not valid for this format: {0}; hint: the bundle may need a newer installer")]
@@ -147,7 +147,7 @@ pub enum BundleError {
         missing: Vec<String>,
     },
     /// Writing an entry where the caller wanted it failed.
-    #[error("writing entry {entry}: {source}")]
+    #[error("writing entry {entry}")]
     Sink {
         /// Entry name.
         entry: String,
@@ -155,6 +155,12 @@ pub enum BundleError {
         #[source]
         source: io::Error,
     },
+}
+
+impl From<TarError> for BundleError {
+    fn from(e: TarError) -> Self {
+        BundleError::Tar(e)
+    }
 }
 
 impl BundleError {

@@ -48,7 +48,7 @@ pub enum DotenvError {
         start: String,
     },
     /// A `${VAR:?message}` in a value, with VAR unset.
-    #[error("line {line}: {source}")]
+    #[error("line {line}")]
     Interpolate {
         /// Line.
         line: usize,

@@ -63,21 +63,16 @@ pub fn sha256_reader(mut r: impl std::io::Read) -> std::io::Result<(u64, manifes
     ))
 }
 
-/// An error and its causes on one line, as `{:#}` prints them, but without
-/// a cause whose text is already there: our errors name their cause in
-/// their own message (for logs and problem lists) and also keep it as the
-/// source, so `{:#}` would say it twice.
+/// An error and its causes on one line, as `{:#}` prints them. Our errors
+/// either keep their cause as the source and leave it out of their own
+/// message, or (when the message goes on after the cause, e.g. with a hint)
+/// print it and keep no source: either way each cause is said once.
 pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = String::new();
-    let mut cur = Some(e);
+    let mut s = e.to_string();
+    let mut cur = e.source();
     while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            if !s.is_empty() {
-                s.push_str(": ");
-            }
-            s.push_str(&t);
-        }
+        s.push_str(": ");
+        s.push_str(&c.to_string());
         cur = c.source();
     }
     s

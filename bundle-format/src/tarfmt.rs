@@ -18,7 +18,7 @@ pub const MAX_PAX: u64 = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum TarError {
     /// The underlying read failed (including decompression errors).
-    #[error("reading the archive at byte {offset}: {source}")]
+    #[error("reading the archive at byte {offset}")]
     Io {
         /// Offset in the decompressed tar stream.
         offset: u64,

@@ -66,7 +66,7 @@ pub enum BuildError {
         actual: Digest,
     },
     /// Writing the output.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -255,8 +255,8 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
     for (i, a) in spec.trust.add.iter().enumerate() {
         let src = spec_dir.join(a);
         match std::fs::read_to_string(&src)
-            .map_err(|e| e.to_string())
-            .and_then(|t| PublicKey::parse(&t).map_err(|e| e.to_string()))
+            .map_err(|e| bundle_format::error_text(&e))
+            .and_then(|t| PublicKey::parse(&t).map_err(|e| bundle_format::error_text(&e)))
         {
             Ok(k) => trust.add.push(TrustedKey {
                 id: k.id.to_string(),
@@ -286,8 +286,8 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
             }
             let src = spec_dir.join(path);
             match std::fs::read_to_string(&src)
-                .map_err(|e| e.to_string())
-                .and_then(|t| CosignPublicKey::from_pem(&t).map_err(|e| e.to_string()))
+                .map_err(|e| bundle_format::error_text(&e))
+                .and_then(|t| CosignPublicKey::from_pem(&t).map_err(|e| bundle_format::error_text(&e)))
             {
                 Ok(k) => {
                     key_ids.insert(path.clone(), k.id().clone());

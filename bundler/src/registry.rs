@@ -100,7 +100,7 @@ pub enum PullError {
         message: String,
     },
     /// Cache I/O.
-    #[error("cache {path}: {source}")]
+    #[error("cache {path}")]
     Cache {
         /// The path.
         path: PathBuf,
@@ -865,7 +865,7 @@ fn descriptor(v: &serde_json::Value) -> Result<Descriptor, String> {
         .and_then(|d| d.as_str())
         .ok_or("descriptor without digest")?
         .parse::<Digest>()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| bundle_format::error_text(&e))?;
     Ok(Descriptor {
         media_type: v
             .get("mediaType")

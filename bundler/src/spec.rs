@@ -12,7 +12,7 @@ use manifest_schema::{ImageRef, Spec};
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     /// Cannot read a file.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -118,17 +118,17 @@ fn compose_config(
 ) -> Option<Result<BTreeMap<String, Option<String>>, String>> {
     let mut cmd = compose_command()?;
     let mut run = || -> Result<BTreeMap<String, Option<String>>, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let dir = tempfile::tempdir().map_err(|e| bundle_format::error_text(&e))?;
         for f in &spec.files {
             let dst = dir.path().join(f.dest.as_str());
             if let Some(parent) = dst.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(parent).map_err(|e| bundle_format::error_text(&e))?;
             }
             std::fs::copy(spec_dir.join(&f.src), &dst).map_err(|e| format!("{}: {e}", f.src))?;
         }
         let env: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         std::fs::write(dir.path().join(".env"), envfile::append("", &env))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| bundle_format::error_text(&e))?;
         cmd.arg("--project-directory")
             .arg(dir.path())
             .args(["-p", &spec.compose.project]);
@@ -143,7 +143,10 @@ fn compose_config(
         {
             cmd.env_remove(k);
         }
-        let out = cmd.arg("config").output().map_err(|e| e.to_string())?;
+        let out = cmd
+            .arg("config")
+            .output()
+            .map_err(|e| bundle_format::error_text(&e))?;
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
         }

@@ -594,8 +594,8 @@ pub fn run(cli: Cli) -> Result<()> {
             let provenance = match &state.current {
                 Some(cur) => sd
                     .release_manifest(&cur.version)
-                    .map_err(|e| e.to_string())
-                    .and_then(|m| sd.provenance(&m).map_err(|e| e.to_string())),
+                    .map_err(|e| bundle_format::error_text(&e))
+                    .and_then(|m| sd.provenance(&m).map_err(|e| bundle_format::error_text(&e))),
                 None => Ok(Vec::new()),
             };
             let override_file = match (&state.current, sd.fs()) {
@@ -790,7 +790,7 @@ mod tests {
     use super::*;
 
     #[derive(Debug, thiserror::Error)]
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     struct Named {
         path: String,
         #[source]
@@ -798,16 +798,62 @@ mod tests {
     }
 
     #[test]
-    fn a_cause_named_in_the_message_is_not_repeated() {
+    fn a_cause_kept_as_the_source_is_said_once() {
         let e = anyhow::Error::new(Named {
             path: "/opt/demo".into(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
-        assert_eq!(
-            format!("{e:#}"),
-            "/opt/demo: entity not found: entity not found"
-        );
         assert_eq!(error_text(&e), "/opt/demo: entity not found");
+        assert_eq!(error_text(&e), format!("{e:#}"));
+    }
+
+    /// Each of our errors says its cause once, whether it keeps it as the
+    /// source or prints it before a hint.
+    #[test]
+    fn every_cause_is_said_exactly_once() {
+        use bundle_format::tarfmt::TarError;
+        let gone = || std::io::Error::other("medium gone");
+        let tar = || TarError::Io {
+            offset: 512,
+            source: gone(),
+        };
+        let errors: Vec<anyhow::Error> = vec![
+            InstallError::Bundle {
+                path: "/media/b".into(),
+                source: BundleError::Tar(tar()),
+            }
+            .into(),
+            crate::push::PushError::Bundle {
+                path: "/media/b".into(),
+                cause: BundleError::Tar(tar()),
+            }
+            .into(),
+            BundleError::Open {
+                path: "/media/b".into(),
+                source: gone(),
+            }
+            .into(),
+            crate::engine::EngineError::Spawn {
+                cmd: "docker load".into(),
+                cause: gone(),
+                hint: "install docker",
+            }
+            .into(),
+            crate::state::StateError::Io {
+                path: "/opt/demo/.installer".into(),
+                source: gone(),
+            }
+            .into(),
+        ];
+        for e in &errors {
+            let t = error_text(e);
+            assert_eq!(t.matches("medium gone").count(), 1, "{t}");
+            assert!(t.matches("at byte 512").count() <= 1, "{t}");
+        }
+        assert_eq!(
+            error_text(&errors[0]),
+            "bundle /media/b: reading the archive at byte 512: medium gone; hint: the bundle is damaged or incomplete, copy it again"
+        );
     }
 
     #[test]

@@ -59,11 +59,13 @@ pub fn http_body(url: &str) -> Result<String, String> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let mut s = TcpStream::connect(hostport).map_err(|e| e.to_string())?;
+    let mut s = TcpStream::connect(hostport).map_err(|e| bundle_format::error_text(&e))?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n").map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n")
+        .map_err(|e| bundle_format::error_text(&e))?;
     let mut b = String::new();
-    s.read_to_string(&mut b).map_err(|e| e.to_string())?;
+    s.read_to_string(&mut b)
+        .map_err(|e| bundle_format::error_text(&e))?;
     Ok(b.split_once("\r\n\r\n")
         .map(|x| x.1.to_owned())
         .unwrap_or_default())

@@ -97,7 +97,7 @@ pub struct Pushed {
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     /// The bundle could not be opened or failed verification.
-    #[error("bundle {path}: {source}")]
+    #[error("bundle {path}")]
     Open {
         /// The bundle.
         path: String,
@@ -106,20 +106,19 @@ pub enum PushError {
         source: OpenError,
     },
     /// The bundle failed verification while it streamed.
-    #[error("bundle {path}: {source}; no tag was changed")]
+    #[error("bundle {path}: {}; no tag was changed", bundle_format::error_text(.cause))]
     Bundle {
         /// The bundle.
         path: String,
-        /// Why.
-        #[source]
-        source: BundleError,
+        /// Why (in the message, before what it means for the tags).
+        cause: BundleError,
     },
     /// The registry failed or refused.
-    #[error("{0}; no tag was changed")]
-    Registry(#[source] RegistryError),
+    #[error("{}; no tag was changed", bundle_format::error_text(.0))]
+    Registry(RegistryError),
     /// The registry failed after the first tag was put.
-    #[error("{0}")]
-    Tagging(#[source] RegistryError),
+    #[error(transparent)]
+    Tagging(RegistryError),
     /// Bad input.
     #[error("{0}")]
     Input(String),
@@ -130,7 +129,7 @@ impl PushError {
     pub fn is_verification(&self) -> bool {
         match self {
             PushError::Open { source, .. } => source.is_verification(),
-            PushError::Bundle { source, .. } => source.is_verification(),
+            PushError::Bundle { cause, .. } => cause.is_verification(),
             _ => false,
         }
     }
@@ -689,19 +688,19 @@ fn read_pass(
         Err(_) if sink.failed.is_some() => {
             Err(PushError::Registry(sink.failed.take().expect("checked")))
         }
-        Err(PushError::Bundle { source, .. }) => Err(PushError::Bundle {
+        Err(PushError::Bundle { cause, .. }) => Err(PushError::Bundle {
             path: shown.to_owned(),
-            source,
+            cause,
         }),
         Err(e) => Err(e),
     }
 }
 
 impl From<BundleError> for PushError {
-    fn from(source: BundleError) -> Self {
+    fn from(cause: BundleError) -> Self {
         PushError::Bundle {
             path: String::new(),
-            source,
+            cause,
         }
     }
 }

@@ -73,7 +73,7 @@ impl Site {
     /// to: the prefix, then the name's path without its registry
     /// (`ghcr.io/acme/api:2` and `acme/api:2` both go to `PREFIX/acme/api`).
     pub fn repository(&self, name: &str) -> Result<String, String> {
-        let r = ImageRef::parse(name).map_err(|e| e.to_string())?;
+        let r = ImageRef::parse(name).map_err(|e| bundle_format::error_text(&e))?;
         Ok(if self.prefix.is_empty() {
             r.repository
         } else {
@@ -155,8 +155,14 @@ pub enum RegistryError {
         message: String,
     },
     /// A credential helper or the Docker config failed.
-    #[error("{0}; hint: {hint}", hint = .0.hint())]
-    Creds(#[from] CredsError),
+    #[error("{}; hint: {hint}", bundle_format::error_text(.0), hint = .0.hint())]
+    Creds(CredsError),
+}
+
+impl From<CredsError> for RegistryError {
+    fn from(e: CredsError) -> Self {
+        RegistryError::Creds(e)
+    }
 }
 
 /// How to reach the registry.

@@ -34,7 +34,7 @@ pub const REGISTRY_FILE: &str = "registry";
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// I/O on a path.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The path.
         path: PathBuf,

@@ -67,7 +67,7 @@ pub fn run(cmd: &mut Command, hint: &'static str) -> Result<Output, EngineError>
         .output()
         .map_err(|e| EngineError::Spawn {
             cmd: show(cmd),
-            source: e,
+            cause: e,
             hint,
         })?;
     if !out.status.success() {
@@ -137,7 +137,7 @@ impl<F: Flavor> Engine for CliEngine<F> {
             .output()
             .map_err(|e| EngineError::Spawn {
                 cmd: format!("{} image inspect", self.bin),
-                source: e,
+                cause: e,
                 hint: ENGINE_HINT,
             })?;
         if !out.status.success() {
@@ -198,7 +198,7 @@ impl<F: Flavor> Engine for CliEngine<F> {
             .spawn()
             .map_err(|e| EngineError::Spawn {
                 cmd: cmd.clone(),
-                source: e,
+                cause: e,
                 hint: ENGINE_HINT,
             })?;
         let mut stdin = child.stdin.take().expect("piped");

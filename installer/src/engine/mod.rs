@@ -29,13 +29,12 @@ pub use compose::ComposeCli;
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// A command could not start.
-    #[error("cannot run `{cmd}`: {source}; hint: {hint}")]
+    #[error("cannot run `{cmd}`: {cause}; hint: {hint}")]
     Spawn {
         /// The command line.
         cmd: String,
-        /// The error.
-        #[source]
-        source: io::Error,
+        /// The error (in the message: the hint comes after it).
+        cause: io::Error,
         /// The next step.
         hint: &'static str,
     },
@@ -50,7 +49,7 @@ pub enum EngineError {
         stderr: String,
     },
     /// Streaming into a command failed.
-    #[error("streaming into `{cmd}`: {source}")]
+    #[error("streaming into `{cmd}`")]
     Stream {
         /// The command line.
         cmd: String,

@@ -54,7 +54,7 @@ pub(crate) fn apply_files(
 ) -> Result<Vec<String>, String> {
     let known = known_hashes(sd, state, target);
     let rel = sd.release_dir(&target.version).join("files");
-    let fs = sd.fs().map_err(|e| e.to_string())?;
+    let fs = sd.fs().map_err(|e| bundle_format::error_text(&e))?;
     let mut notes = Vec::new();
     for f in &target.files {
         let dst = Path::new(f.path.as_str());
@@ -62,9 +62,11 @@ pub(crate) fn apply_files(
         // A link, fifo or dir here (or among its dirs) is refused, not
         // followed: preflight reported it already, this holds if one was
         // planted since.
-        let now = sha_in(&fs, dst).map_err(|e| e.to_string())?;
+        let now = sha_in(&fs, dst).map_err(|e| bundle_format::error_text(&e))?;
         match decide(now.as_ref(), &f.sha256, known.get(f.path.as_str())) {
-            FileAction::Unchanged => fs.set_mode(dst, f.mode).map_err(|e| e.to_string())?,
+            FileAction::Unchanged => fs
+                .set_mode(dst, f.mode)
+                .map_err(|e| bundle_format::error_text(&e))?,
             FileAction::KeepEdited => {
                 let beside = PathBuf::from(format!("{}.new", f.path));
                 copy_into(&fs, &src, &beside, f.mode)?;
@@ -85,7 +87,8 @@ pub(crate) fn apply_files(
             let p = Path::new(&old.path);
             match sha_in(&fs, p) {
                 Ok(Some(h)) if h == old.sha256 => {
-                    fs.remove_file(p).map_err(|e| e.to_string())?;
+                    fs.remove_file(p)
+                        .map_err(|e| bundle_format::error_text(&e))?;
                 }
                 Ok(Some(_)) => notes.push(format!(
                     "{} is no longer managed and was edited: kept",
@@ -135,7 +138,8 @@ pub(crate) fn sha_in(fs: &Root, rel: &Path) -> io::Result<Option<Digest>> {
 /// Copies `src` (in the state dir) to `rel` below the install dir, atomically.
 pub(crate) fn copy_into(fs: &Root, src: &Path, rel: &Path, mode: u32) -> Result<(), String> {
     let data = std::fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
-    fs.write(rel, &data, mode).map_err(|e| e.to_string())
+    fs.write(rel, &data, mode)
+        .map_err(|e| bundle_format::error_text(&e))
 }
 
 #[cfg(test)]

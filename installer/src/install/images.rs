@@ -31,9 +31,11 @@ pub fn ensure_images(
     report: &dyn Report,
 ) -> Result<Loaded, String> {
     let (os, arch) = host_platform();
-    let store = engine.store().map_err(|e| e.to_string())?;
-    let mut existing = engine.images().map_err(|e| e.to_string())?;
-    let source = sd.release_registry(&m.version).map_err(|e| e.to_string())?;
+    let store = engine.store().map_err(|e| bundle_format::error_text(&e))?;
+    let mut existing = engine.images().map_err(|e| bundle_format::error_text(&e))?;
+    let source = sd
+        .release_registry(&m.version)
+        .map_err(|e| bundle_format::error_text(&e))?;
     let mut out = Vec::new();
     let mut loaded = Vec::new();
     let mut seen = BTreeSet::new();
@@ -50,11 +52,13 @@ pub fn ensure_images(
         if existing.contains_key(&id) {
             if engine
                 .image_id(&img.name)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| bundle_format::error_text(&e))?
                 .as_deref()
                 != Some(id.as_str())
             {
-                engine.tag(&id, &img.name).map_err(|e| e.to_string())?;
+                engine
+                    .tag(&id, &img.name)
+                    .map_err(|e| bundle_format::error_text(&e))?;
             }
             continue;
         }
@@ -81,8 +85,10 @@ pub fn ensure_images(
                 Store::Classic => write_docker_archive(w, sd, img, skip),
                 Store::Containerd => write_oci_archive(w, sd, img),
             })
-            .map_err(|e| format!("{}: {e}", img.name))?;
-        let got = engine.image_id(&img.name).map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{}: {}", img.name, bundle_format::error_text(&e)))?;
+        let got = engine
+            .image_id(&img.name)
+            .map_err(|e| bundle_format::error_text(&e))?;
         if got.as_deref() != Some(id.as_str()) {
             return Err(format!(
                 "{}: after load the engine reports image {}, expected {id}",
@@ -111,8 +117,10 @@ fn pull(
     report.step(&format!("pulling {} from {reference}", img.name));
     engine
         .pull(&reference)
-        .map_err(|e| format!("{}: {e}", img.name))?;
-    let got = engine.image_id(&reference).map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{}: {}", img.name, bundle_format::error_text(&e)))?;
+    let got = engine
+        .image_id(&reference)
+        .map_err(|e| bundle_format::error_text(&e))?;
     if got.as_deref() != Some(id) {
         return Err(format!(
             "{}: the engine pulled {reference} as image {}, expected {id}",
@@ -120,7 +128,9 @@ fn pull(
             got.unwrap_or_else(|| "nothing".into())
         ));
     }
-    engine.tag(id, &img.name).map_err(|e| e.to_string())
+    engine
+        .tag(id, &img.name)
+        .map_err(|e| bundle_format::error_text(&e))
 }
 
 pub(crate) fn config_diff_ids(sd: &StateDir, img: &ImageEntry) -> Result<Vec<String>, String> {

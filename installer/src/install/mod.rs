@@ -109,7 +109,7 @@ pub const INSTALLER_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// The bundle failed verification or could not be read.
-    #[error("bundle {path}: {source}")]
+    #[error("bundle {path}")]
     Bundle {
         /// The bundle.
         path: PathBuf,
@@ -126,7 +126,7 @@ pub enum InstallError {
     /// An image's signatures do not meet the bundle's provenance policy;
     /// nothing was changed.
     #[error("{0}; nothing was changed")]
-    Provenance(#[from] bundle_format::cosign::ProvenanceError),
+    Provenance(bundle_format::cosign::ProvenanceError),
     /// Preflight found problems; nothing was changed.
     #[error("preflight failed, nothing was changed:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Preflight(Vec<String>),
@@ -189,7 +189,7 @@ pub enum InstallError {
     #[error(transparent)]
     Fs(io::Error),
     /// I/O.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -197,6 +197,12 @@ pub enum InstallError {
         #[source]
         source: io::Error,
     },
+}
+
+impl From<bundle_format::cosign::ProvenanceError> for InstallError {
+    fn from(e: bundle_format::cosign::ProvenanceError) -> Self {
+        InstallError::Provenance(e)
+    }
 }
 
 fn io_at(path: &Path) -> impl Fn(io::Error) -> InstallError + '_ {

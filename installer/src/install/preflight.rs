@@ -249,11 +249,11 @@ pub(crate) fn compose_config(
     staging: &Path,
 ) -> Result<BTreeMap<String, Option<String>>, String> {
     use compose::Source as _;
-    let fs = sd.fs().map_err(|e| e.to_string())?;
+    let fs = sd.fs().map_err(|e| bundle_format::error_text(&e))?;
     let dir = staging.join("preview");
     let rel = dir
         .strip_prefix(&sd.dir)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| bundle_format::error_text(&e))?
         .to_path_buf();
     let names = files
         .iter()
@@ -265,11 +265,11 @@ pub(crate) fn compose_config(
             continue;
         };
         fs.write(&rel.join(&name), text.as_bytes(), 0o600)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| bundle_format::error_text(&e))?;
     }
     let out = engine
         .compose(&dir, &m.compose.project, files, &["config"])
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| bundle_format::error_text(&e))?;
     compose::from_config(&out.stdout)
 }
 

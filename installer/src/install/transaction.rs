@@ -80,7 +80,7 @@ pub(crate) fn up_and_wait(
             &files,
             &["up", "-d", "--remove-orphans", "--no-build"],
         )
-        .map_err(|e| fail_from(format!("compose up: {e}")))?;
+        .map_err(|e| fail_from(format!("compose up: {}", bundle_format::error_text(&e))))?;
     let vars = envfile::parse(
         &sd.fs()
             .ok()
@@ -143,7 +143,7 @@ pub(crate) fn restore(
         Some(cur) => {
             let m = sd
                 .release_manifest(&cur.version)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| bundle_format::error_text(&e))?;
             journal(
                 sd,
                 Op::Rollback,
@@ -151,9 +151,15 @@ pub(crate) fn restore(
                 &cur.version,
                 Phase::Restoring,
             )
-            .map_err(|e| e.to_string())?;
-            if let Some(saved) = sd.saved_env(None).map_err(|e| e.to_string())? {
-                if sd.put_env(&saved).map_err(|e| e.to_string())? {
+            .map_err(|e| bundle_format::error_text(&e))?;
+            if let Some(saved) = sd
+                .saved_env(None)
+                .map_err(|e| bundle_format::error_text(&e))?
+            {
+                if sd
+                    .put_env(&saved)
+                    .map_err(|e| bundle_format::error_text(&e))?
+                {
                     report.step(&format!(".env put back as {} had it", cur.version));
                 }
             }
@@ -205,14 +211,14 @@ fn undo_first_install(
     failed: Option<&Manifest>,
 ) -> Result<String, String> {
     if let Some(f) = failed {
-        let files = compose_files(&sd.fs().map_err(|e| e.to_string())?, f);
+        let files = compose_files(&sd.fs().map_err(|e| bundle_format::error_text(&e))?, f);
         let _ = engine.compose(
             &sd.dir,
             &f.compose.project,
             &files,
             &["down", "--remove-orphans"],
         );
-        let fs = sd.fs().map_err(|e| e.to_string())?;
+        let fs = sd.fs().map_err(|e| bundle_format::error_text(&e))?;
         for x in &f.files {
             let p = Path::new(x.path.as_str());
             if sha_in(&fs, p).is_ok_and(|h| h.as_ref() == Some(&x.sha256)) {
