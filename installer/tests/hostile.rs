@@ -605,6 +605,71 @@ fn verify_refuses_every_hostile_bundle() {
     );
 }
 
+/// The same cases in-process, against the verifying reader itself (no
+/// binary, no file): each is refused as a verification failure with the
+/// same message.
+#[test]
+fn the_reader_refuses_every_hostile_bundle_in_process() {
+    use bundle_format::bundle::{self, EntryKind, EntrySink};
+    #[derive(Default)]
+    struct Seen(Vec<String>);
+    impl EntrySink for Seen {
+        fn begin(&mut self, name: &str, _: EntryKind<'_>) -> std::io::Result<()> {
+            self.0.push(name.to_owned());
+            Ok(())
+        }
+        fn data(&mut self, _: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let read = |bytes: Vec<u8>, key: &PublicKey, sink: &mut Seen| {
+        let input = bundle::from_reader(
+            Path::new("in-memory"),
+            Box::new(std::io::Cursor::new(bytes)),
+        )?;
+        bundle::read_bundle::<bundle::BundleError>(
+            input,
+            std::slice::from_ref(key),
+            |_| Ok(()),
+            sink,
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_vendor, base, good, other) = forge_base(dir.path());
+    let mut seen = Seen::default();
+    let ok = read(zstd(&tar_bytes(&base)), &good.pk, &mut seen).expect("the re-signed base reads");
+    let all_entries = seen.0.len();
+    assert_eq!(
+        all_entries,
+        ok.manifest().files.len()
+            + ok.manifest().layout.len()
+            + ok.manifest().carried_blobs().len()
+    );
+    for c in cases(&base, &good, &other) {
+        let mut seen = Seen::default();
+        let e = match read(c.bytes, &good.pk, &mut seen) {
+            Ok(_) => panic!("{}: read in-process without error", c.name),
+            Err(e) => e,
+        };
+        let text = bundle_format::error_text(&e);
+        assert!(
+            e.is_verification(),
+            "{}: not a verification failure: {text}",
+            c.name
+        );
+        assert!(
+            text.contains(&c.message),
+            "{}: expected {:?} in {text}",
+            c.name,
+            c.message
+        );
+        assert!(seen.0.len() <= all_entries, "{}: {:?}", c.name, seen.0);
+    }
+}
+
 #[test]
 fn install_refuses_every_hostile_bundle_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
