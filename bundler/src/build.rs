@@ -196,7 +196,7 @@ pub struct DeltaSummary {
 
 /// Checks the spec and options; reads nothing from the network.
 pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
-    let spec = crate::spec::load(&opts.spec)?;
+    let (spec, parsed) = crate::spec::load_parsed(&opts.spec)?;
     let spec_dir = opts
         .spec
         .parent()
@@ -204,13 +204,13 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
         .unwrap_or_default();
     let mut files = Vec::new();
     let mut missing = Vec::new();
-    for f in &spec.files {
+    for (f, given) in spec.files.iter().zip(&parsed.file_modes) {
         let src = spec_dir.join(&f.src);
         match std::fs::metadata(&src) {
             Ok(m) if m.is_file() => {
                 use std::os::unix::fs::PermissionsExt;
-                let mode = match &f.mode {
-                    Some(s) => manifest_schema::validate::parse_mode(s).expect("validated"),
+                let mode = match given {
+                    Some(mode) => *mode,
                     None if m.permissions().mode() & 0o111 != 0 => 0o755,
                     None => 0o644,
                 };
@@ -312,12 +312,10 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
     let images: Vec<PlannedImage> = spec
         .images
         .iter()
-        .map(|i| {
-            let source = ImageRef::parse(&i.reference).expect("validated");
-            let name = match &i.name {
-                Some(n) => ImageRef::parse(n).expect("validated").tagged_name(),
-                None => source.tagged_name(),
-            };
+        .zip(&parsed.images)
+        .map(|(i, p)| {
+            let source = p.source.clone();
+            let name = p.name.tagged_name();
             let mut required_keys: Vec<Digest> = i
                 .cosign_keys
                 .as_ref()
@@ -334,9 +332,10 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
             }
         })
         .collect();
-    let bundled: Vec<String> = images
+    let bundled: Vec<String> = parsed
+        .images
         .iter()
-        .map(|i| ImageRef::parse(&i.name).expect("valid").canonical_name())
+        .map(|i| i.name.canonical_name())
         .collect();
     crate::spec::check_complete(&spec, &spec_dir, &bundled)?;
     let platforms = opts

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use bundle_format::compose::{self, Source};
 use bundle_format::envfile::{self, Vars};
-use manifest_schema::{ImageRef, Spec};
+use manifest_schema::{ImageRef, Parsed, Spec};
 
 /// Errors about the spec or its compose files.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,11 @@ pub enum SpecError {
 
 /// Reads and validates a spec.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
+    load_parsed(path).map(|(spec, _)| spec)
+}
+
+/// [`load`], with what validation parsed (image references, file modes).
+pub fn load_parsed(path: &Path) -> Result<(Spec, Parsed), SpecError> {
     let text = std::fs::read_to_string(path).map_err(|e| SpecError::Read {
         path: path.to_owned(),
         source: e,
@@ -48,16 +53,16 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
 }
 
 /// Parses and validates a spec's text; `path` names it in errors.
-pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+pub fn parse(path: &Path, text: &str) -> Result<(Spec, Parsed), SpecError> {
     let spec: Spec = serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    manifest_schema::validate_spec(&spec).map_err(|p| SpecError::Invalid {
+    let parsed = manifest_schema::validate_spec(&spec).map_err(|p| SpecError::Invalid {
         path: path.to_owned(),
         problems: p.iter().map(ToString::to_string).collect(),
     })?;
-    Ok(spec)
+    Ok((spec, parsed))
 }
 
 /// The env defaults a vendor declares, used to interpolate compose files.

@@ -32,7 +32,7 @@ pub use path::{PathError, RelPath};
 pub use reference::{ImageRef, RefError};
 pub use spec::{Spec, SpecFile, SpecImage, SpecInstaller, SpecProvenance, SpecTrust};
 pub use types::{Compose, EnvVar, Generate, Health, Hooks, Platform};
-pub use validate::{validate_manifest, validate_spec, Problem};
+pub use validate::{validate_manifest, validate_spec, Parsed, ParsedImage, Problem};
 pub use version::{Version, VersionError, VersionReq};
 
 /// The JSON Schema of [`Spec`], pretty-printed with a trailing newline.

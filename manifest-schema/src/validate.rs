@@ -239,8 +239,9 @@ fn check_common(
 }
 
 /// Checks a spec. Image references must be pinned by digest.
-pub fn validate_spec(spec: &Spec) -> Result<(), Vec<Problem>> {
+pub fn validate_spec(spec: &Spec) -> Result<Parsed, Vec<Problem>> {
     let mut p = Problems::default();
+    let mut parsed = Parsed::default();
     check_common(
         &mut p,
         &spec.name,
@@ -268,9 +269,9 @@ pub fn validate_spec(spec: &Spec) -> Result<(), Vec<Problem>> {
                         ),
                     );
                 }
-                let name = match &img.name {
+                let tagged = match &img.name {
                     Some(n) => match ImageRef::parse(n) {
-                        Ok(nr) if nr.digest.is_none() => nr.canonical_name(),
+                        Ok(nr) if nr.digest.is_none() => nr,
                         Ok(_) => {
                             p.push(
                                 format!("images[{i}].name"),
@@ -283,22 +284,27 @@ pub fn validate_spec(spec: &Spec) -> Result<(), Vec<Problem>> {
                             continue;
                         }
                     },
-                    None => r.canonical_name(),
+                    None => r.clone(),
                 };
+                let name = tagged.canonical_name();
                 if let Some(j) = names.insert(name.clone(), i) {
                     p.push(
                         format!("images[{i}]"),
                         format!("image name {name:?} also given by images[{j}]"),
                     );
                 }
+                parsed.images.push(ParsedImage {
+                    source: r,
+                    name: tagged,
+                });
             }
         }
     }
     for (i, f) in spec.files.iter().enumerate() {
-        if let Some(m) = &f.mode {
-            if let Err(e) = parse_mode(m) {
-                p.push(format!("files[{i}].mode"), e);
-            }
+        match f.mode.as_deref().map(parse_mode) {
+            Some(Err(e)) => p.push(format!("files[{i}].mode"), e),
+            Some(Ok(m)) => parsed.file_modes.push(Some(m)),
+            None => parsed.file_modes.push(None),
         }
         if f.src.is_empty() {
             p.push(format!("files[{i}].src"), "empty source path");
@@ -336,7 +342,7 @@ pub fn validate_spec(spec: &Spec) -> Result<(), Vec<Problem>> {
             );
         }
     }
-    p.finish()
+    p.finish().map(|()| parsed)
 }
 
 /// Checks a manifest, whoever signed it: the build host is not trusted to be
@@ -458,6 +464,25 @@ pub fn validate_manifest(m: &Manifest) -> Result<(), Vec<Problem>> {
         }
     }
     p.finish()
+}
+
+/// What [`validate_spec`] parsed, so that nothing parses it again: one
+/// entry per image and per file, in the spec's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// Each image's reference and the name compose uses for it.
+    pub images: Vec<ParsedImage>,
+    /// Each file's mode, when the spec gives one.
+    pub file_modes: Vec<Option<u32>>,
+}
+
+/// One image of the spec, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedImage {
+    /// Where to pull it from, pinned by digest.
+    pub source: ImageRef,
+    /// The name compose uses (`name:`, else the reference's), no digest.
+    pub name: ImageRef,
 }
 
 /// The index media types a pin may name.
@@ -617,8 +642,20 @@ mod tests {
         }
     }
 
-    fn messages(r: Result<(), Vec<Problem>>) -> Vec<String> {
+    fn messages<T: std::fmt::Debug>(r: Result<T, Vec<Problem>>) -> Vec<String> {
         r.unwrap_err().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_valid_spec_comes_back_parsed() {
+        let mut s = spec();
+        s.images[0].name = Some("vendor/app:1.4.2".into());
+        s.files[0].mode = Some("0750".into());
+        let p = validate_spec(&s).unwrap();
+        assert_eq!(p.images.len(), 1);
+        assert_eq!(p.images[0].source.to_string(), s.images[0].reference);
+        assert_eq!(p.images[0].name.tagged_name(), "vendor/app:1.4.2");
+        assert_eq!(p.file_modes, vec![Some(0o750)]);
     }
 
     #[test]
