@@ -298,6 +298,129 @@ fn signed_images_are_checked_carried_verified_offline_and_pushed_where_cosign_fi
     drop(s.reg);
 }
 
+/// `curl -sf` of a URL, with an `Accept`.
+fn fetch(url: &str, accept: &str) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", &format!("Accept: {accept}"), url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {url}");
+    out.stdout
+}
+
+/// A registry that serves the OCI 1.1 referrers API (distribution 2.8 does
+/// not; Harbor, Zot and distribution 3 do): the bundler asks it first and
+/// finds there a signature that no tag names.
+#[test]
+fn a_signature_found_only_through_the_referrers_api_is_checked_and_carried() {
+    let s = Setup::new();
+    s.cosign.sign(&s.key, &s.pinned(CRON), true);
+    let subject = s.digest(CRON);
+    // What cosign wrote, copied out of the real registry: the fallback
+    // tag's index, and the referrer's manifest and blobs.
+    let base = format!("http://{}/v2/demo/cron", s.reg.addr);
+    let index_type = "application/vnd.oci.image.index.v1+json";
+    let index = fetch(
+        &format!(
+            "{base}/manifests/sha256-{}",
+            subject.trim_start_matches("sha256:")
+        ),
+        index_type,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    let referrer = v["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let blobs = tempfile::tempdir().unwrap();
+    let keep = |digest: &str, bytes: Vec<u8>| {
+        std::fs::write(
+            blobs.path().join(digest.trim_start_matches("sha256:")),
+            bytes,
+        )
+        .unwrap();
+    };
+    let manifest = fetch(
+        &format!("{base}/manifests/{referrer}"),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    keep(&referrer, manifest);
+    for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
+        let d = d["digest"].as_str().unwrap();
+        keep(d, fetch(&format!("{base}/blobs/{d}"), "*/*"));
+    }
+    let images = fixtures::harness::images();
+    let api = fixtures::badreg::BadRegistry::start_with_referrers(
+        images,
+        blobs.path().to_owned(),
+        vec![("demo/cron".into(), subject.clone(), index)],
+    );
+    // The same app pinned through it; only cron must be signed.
+    let vendor = Vendor::new(api.addr());
+    let spec = vendor.app("v1");
+    let dir = spec.parent().unwrap();
+    std::fs::copy(&s.key.public, dir.join("cosign.pub")).unwrap();
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let text = text
+        .replace(
+            "    name: demo/cron:1.0.0\n",
+            "    name: demo/cron:1.0.0\n    cosign_keys: [cosign.pub]\n",
+        )
+        .replace(
+            "    name: demo/web:1.0.0\n",
+            "    name: demo/web:1.0.0\n    cosign_keys: []\n",
+        )
+        .replace(
+            "    name: demo/worker:1.0.0\n",
+            "    name: demo/worker:1.0.0\n    cosign_keys: []\n",
+        );
+    std::fs::write(&spec, &text).unwrap();
+    assert_eq!(text.matches("cosign_keys").count(), 3, "{text}");
+    let out = vendor.dir.path().join("referrers.bundle");
+    let r = vendor.build(&spec, &out, &["-q"]);
+    assert_eq!(r.code, 0, "build: {}", r.stderr);
+    assert!(
+        api.hits(&format!("referrers {subject}")) >= 1,
+        "the referrers API was not asked"
+    );
+    let r = capture(bundler().arg("inspect").arg("--json").arg(&out));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let prov = v["manifest"]["provenance"].as_array().unwrap();
+    let cron = prov
+        .iter()
+        .find(|p| p["source"].as_str().unwrap().contains("/demo/cron:"))
+        .unwrap();
+    assert_eq!(
+        cron["artifacts"][0]["manifest"]["digest"],
+        referrer.as_str()
+    );
+    assert!(cron["artifacts"][0].get("tag").is_none(), "{cron}");
+    assert_eq!(cron["required_keys"].as_array().unwrap().len(), 1);
+    let r = verify_offline(&out, &vendor, &s.key.public);
+    assert_eq!(
+        r.code, 2,
+        "web and worker are unsigned: --cosign-key requires them too"
+    );
+    assert!(r.stderr.contains("demo/web:1.0.0@"), "{}", r.stderr);
+    // A registry whose referrers API lists nothing for it: refused.
+    let none = fixtures::badreg::BadRegistry::start_with_referrers(
+        images,
+        blobs.path().to_owned(),
+        vec![],
+    );
+    let vendor2 = Vendor::new(none.addr());
+    let spec2 = vendor2.app("v1");
+    std::fs::copy(&s.key.public, spec2.parent().unwrap().join("cosign.pub")).unwrap();
+    std::fs::write(&spec2, text.replace(api.addr(), none.addr())).unwrap();
+    let out2 = vendor2.dir.path().join("none.bundle");
+    let r = vendor2.build(&spec2, &out2, &["-q"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("demo/cron:1.0.0@") && r.stderr.contains("has no cosign signature"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out2.exists());
+}
+
 /// Each hostile registry: every image signed by the vendor but web, which
 /// gets what the case makes. The build with the policy is refused with no
 /// bundle written; a bundle built without a policy carries it, and the
