@@ -419,10 +419,7 @@ pub fn run(cli: Cli) -> Result<()> {
             bundle: path,
             public_key,
         } => {
-            let text = std::fs::read_to_string(&public_key)
-                .with_context(|| format!("reading public key {}", public_key.display()))?;
-            let pk =
-                PublicKey::parse(&text).with_context(|| format!("{}", public_key.display()))?;
+            let pk = read_public_key(&public_key)?;
             let input = bundle::open(&path)?;
             let v =
                 bundle::read_bundle::<bundle::BundleError>(input, &[pk], |_| Ok(()), &mut Discard)
@@ -462,10 +459,7 @@ pub fn run(cli: Cli) -> Result<()> {
             kind,
             output,
         } => {
-            let text = std::fs::read_to_string(&public_key)
-                .with_context(|| format!("reading public key {}", public_key.display()))?;
-            let pk =
-                PublicKey::parse(&text).with_context(|| format!("{}", public_key.display()))?;
+            let pk = read_public_key(&public_key)?;
             let (sbom, predicate_type) = sbom(&path, &image, &pk, kind)?;
             match &output {
                 Some(o) => bundle_format::safefs::write_atomic(o, &sbom, 0o644)
@@ -486,6 +480,13 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// A minisign public key file, named in errors.
+fn read_public_key(path: &std::path::Path) -> Result<PublicKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading public key {}", path.display()))?;
+    PublicKey::parse(&text).with_context(|| format!("{}", path.display()))
 }
 
 /// The SBOM attested for `image`, read from the bundle's provenance (which
