@@ -407,11 +407,13 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
     }
 }
 
-/// The OCI index and docker-archive manifest for these images. The index
-/// also lists the signature and attestation manifests, under cosign's tags
-/// when they had one, so stock OCI tools find them.
-pub fn layout_files(images: &[ImageEntry], provenance: &[Provenance]) -> Vec<(String, Vec<u8>)> {
-    let mut manifests: Vec<serde_json::Value> = images
+/// The OCI index and docker-archive manifest for these images. Neither
+/// lists the signatures and attestations, which are blobs of the layout
+/// like the images' (the signed manifest's `provenance` names them): Docker
+/// with the containerd store loads every manifest `index.json` lists, and
+/// would make an "image" of each signature.
+pub fn layout_files(images: &[ImageEntry]) -> Vec<(String, Vec<u8>)> {
+    let manifests: Vec<serde_json::Value> = images
         .iter()
         .map(|i| {
             let mut p = json!({"os": i.platform.os, "architecture": i.platform.arch});
@@ -427,17 +429,6 @@ pub fn layout_files(images: &[ImageEntry], provenance: &[Provenance]) -> Vec<(St
             })
         })
         .collect();
-    for a in provenance.iter().flat_map(|p| &p.artifacts) {
-        let mut m = json!({
-            "mediaType": a.manifest.media_type,
-            "digest": a.manifest.digest.as_str(),
-            "size": a.manifest.size,
-        });
-        if let Some(tag) = &a.tag {
-            m["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
-        }
-        manifests.push(m);
-    }
     let index = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -602,7 +593,7 @@ fn write(
             data,
         ));
     }
-    let layout_data = layout_files(&images, &provenance);
+    let layout_data = layout_files(&images);
     let layout_entries: Vec<FileEntry> = layout_data
         .iter()
         .map(|(name, data)| FileEntry {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use fixtures::cosign::{copy_manifest, rewrite_payload, tag_for, Cosign, KeyPair};
-use fixtures::harness::{capture, target_bin, Host, Ran, Registry, Vendor};
+use fixtures::harness::{capture, target_bin, Host, Ran, Registry, Variant, Vendor};
 
 /// The images of the v1 app, by compose name.
 const WEB: &str = "demo/web:1.0.0";
@@ -227,16 +227,27 @@ fn signed_images_are_checked_carried_verified_offline_and_pushed_where_cosign_fi
     );
     assert_eq!(tar.code, 0, "{}", tar.stderr);
     let layout = x.path().join("images");
-    let r = capture(Command::new("skopeo").arg("inspect").arg(format!(
-        "oci:{}:{}",
-        layout.display(),
-        tag_for(&s.digest(WEB), "sig")
-    )));
-    assert_eq!(
-        r.code, 0,
-        "skopeo reads the carried signature: {}",
-        r.stderr
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let listed = v["manifests"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "index.json lists the images only: {v}");
+    let r = capture(bundler().arg("inspect").arg("--json").arg(&bundle));
+    let m: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    for p in m["manifest"]["provenance"].as_array().unwrap() {
+        for a in p["artifacts"].as_array().unwrap() {
+            let d = a["manifest"]["digest"].as_str().unwrap();
+            let blob = layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:"));
+            assert!(blob.is_file(), "{d} is not in the layout");
+        }
+    }
+    let r = capture(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{}:{WEB}", layout.display())),
     );
+    assert_eq!(r.code, 0, "skopeo reads the layout: {}", r.stderr);
     let r = capture(
         Command::new("umoci")
             .args(["stat", "--image"])
@@ -536,6 +547,8 @@ fn hostile_signatures_are_refused_naming_the_image_with_nothing_written() {
 
 /// The policy travels in the signed manifest: install checks it before
 /// anything changes, and status shows each image's signatures and SBOMs.
+/// On the containerd store, which loads every manifest an OCI index lists:
+/// the signatures must not become images.
 #[test]
 fn install_checks_the_policy_and_status_lists_signatures_and_sboms() {
     let s = Setup::new();
@@ -549,9 +562,12 @@ fn install_checks_the_policy_and_status_lists_signatures_and_sboms() {
     let r = s.build(&bundle, &[]);
     assert_eq!(r.code, 0, "build: {}", r.stderr);
 
-    let host = Host::new(None);
+    let host = Host::on(Variant::Docker26Containerd, None);
     host.install_first(&s.vendor, &bundle);
     assert_eq!(host.docker.service_image("web"), host.docker.image_id(WEB));
+    let images = host.docker.image_list();
+    assert_eq!(images.len(), 3, "{images:?}");
+    assert!(images.iter().all(|i| i.starts_with("demo/")), "{images:?}");
     let r = host.run(&["status"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let key = &s.cosign_key_id();
