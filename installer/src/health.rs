@@ -177,7 +177,7 @@ pub fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::fake::FakeEngine;
+    use fixtures::fake_engine::FakeEngine;
     use rstest::rstest;
 
     fn c(status: &str, exit_code: i64, health: &str) -> Container {

@@ -12,7 +12,8 @@
 //!    distribution client in [`registry`].
 //!
 //! The bundle format (signature, tar, frames, the verifying reader) lives in
-//! `bundle-format`, below this crate and the bundler.
+//! `bundle-format`, below this crate and the bundler; the engines it drives
+//! live in `engine`, re-exported here as [`engine`].
 
 #![forbid(unsafe_code)]
 
@@ -20,7 +21,8 @@
 pub use bundle_format::{bundle, envfile, frames, minisign, parts, readahead, tarfmt};
 
 pub mod cli;
-pub mod engine;
+/// The container engines and compose, behind traits.
+pub use engine;
 pub mod health;
 pub mod install;
 pub mod push;

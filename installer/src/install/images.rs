@@ -207,7 +207,7 @@ fn write_blobs<'a, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::fake::FakeEngine;
+    use fixtures::fake_engine::FakeEngine;
     use rstest::rstest;
 
     fn manifest() -> Manifest {

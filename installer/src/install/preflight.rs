@@ -493,7 +493,7 @@ fn host_problems(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::fake::FakeEngine;
+    use fixtures::fake_engine::FakeEngine;
 
     /// A signed-manifest stand-in: the fuzz seed's manifest, edited.
     fn manifest(edit: &[(&str, &str)]) -> Manifest {

@@ -8,6 +8,10 @@
 //!    `version` output, never by its name.
 //!
 //! Adding an engine is one file with its flavor and one arm in [`detect`].
+//! A fake engine for unit tests of the decisions above it lives in
+//! `fixtures::fake_engine`.
+
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,8 +22,6 @@ use std::process::Output;
 pub mod cli;
 pub mod compose;
 pub mod docker;
-#[cfg(test)]
-pub mod fake;
 pub mod podman;
 
 pub use cli::{run, CliEngine};
