@@ -474,7 +474,7 @@ pub async fn execute(
         }
     }
     // The policy is checked before any layer is pulled.
-    let provenance = provenance(&plan, &puller).await?;
+    let provenance = provenance(&plan, &puller, &*reporter).await?;
     let mut image_of: BTreeMap<Digest, (ImageRef, String)> = BTreeMap::new();
     let mut blobs: Vec<Descriptor> = Vec::new();
     for e in &entries {
@@ -528,24 +528,49 @@ pub async fn execute(
 /// Each pinned image's signatures and attestations, checked against the
 /// policy before anything is written: a required key that did not sign the
 /// pinned digest fails the build, naming the image.
-async fn provenance(plan: &BuildPlan, puller: &Puller) -> Result<Vec<Provenance>, BuildError> {
+///
+/// Without a policy for an image, its provenance is carried when the
+/// registry serves it in a form read here; a registry that will not say, or
+/// serves something else under cosign's tags, is no reason to fail the
+/// build: it is reported, and the bundle carries none for that image.
+async fn provenance(
+    plan: &BuildPlan,
+    puller: &Puller,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Provenance>, BuildError> {
     let mut out = Vec::new();
     for img in &plan.images {
         if plan.opts.no_provenance && img.required_keys.is_empty() {
             continue;
         }
         let subject = puller.subject(&img.source).await?;
-        let artifacts = puller.provenance(&img.source, &subject).await?;
-        let p = Provenance {
-            source: img.source.to_string(),
-            subject,
-            required_keys: img.required_keys.clone(),
-            artifacts,
+        let found = async {
+            let artifacts = puller.provenance(&img.source, &subject).await?;
+            let p = Provenance {
+                source: img.source.to_string(),
+                subject: subject.clone(),
+                required_keys: img.required_keys.clone(),
+                artifacts,
+            };
+            let cache = puller.cache();
+            cosign::check(&p.source, &p, &plan.cosign_keys, &img.required_keys, &|d| {
+                std::fs::read(cache.path(d)).ok()
+            })?;
+            Ok::<_, BuildError>(p)
+        }
+        .await;
+        let p = match found {
+            Ok(p) => p,
+            Err(e) if img.required_keys.is_empty() => {
+                reporter.message(&format!(
+                    "note: {}: its signatures and attestations were not read ({}); the bundle carries none for it",
+                    img.source,
+                    bundle_format::error_text(&e)
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
         };
-        let cache = puller.cache();
-        cosign::check(&p.source, &p, &plan.cosign_keys, &img.required_keys, &|d| {
-            std::fs::read(cache.path(d)).ok()
-        })?;
         if plan.opts.no_provenance || p.artifacts.is_empty() {
             continue;
         }

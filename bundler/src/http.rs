@@ -176,7 +176,12 @@ impl RegistryHttp {
         accept: &[&str],
     ) -> Result<Option<Response>, HttpError> {
         let response = self.send_authorized(image, kind, reference, accept).await?;
-        if response.status() == StatusCode::NOT_FOUND {
+        let status = response.status().as_u16();
+        // A registry without the referrers API may answer its path with a
+        // client error other than 404 (an unknown route, a bad reference).
+        let absent = status == 404
+            || (kind == Kind::Referrers && matches!(status, 400 | 405 | 406 | 415 | 501));
+        if absent {
             return Ok(None);
         }
         classify(kind, response).await.map(Some)

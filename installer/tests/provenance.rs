@@ -309,6 +309,43 @@ fn signed_images_are_checked_carried_verified_offline_and_pushed_where_cosign_fi
     drop(s.reg);
 }
 
+/// Without a policy, provenance the bundler cannot read (here an image
+/// manifest under web's `.sig` tag) is reported and left out, not fatal;
+/// with a policy the same registry fails the build.
+#[test]
+fn unreadable_provenance_without_a_policy_is_reported_and_left_out() {
+    let s = Setup::new();
+    let web_tag = format!("{}/demo/web:1.0.0", s.reg.addr);
+    copy_manifest(&web_tag, &s.cosign_tag(WEB, "sig"));
+    s.sign(WORKER);
+    let out = s.out("lenient.bundle");
+    let r = s.vendor.build(&s.spec, &out, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("demo/web:1.0.0@sha256:")
+            && r.stderr.contains("were not read")
+            && r.stderr.contains("holds no cosign sig"),
+        "{}",
+        r.stderr
+    );
+    let r = capture(bundler().arg("inspect").arg("--json").arg(&out));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let sources: Vec<&str> = v["manifest"]["provenance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources.len(), 1, "{sources:?}");
+    assert!(sources[0].contains("/demo/worker:"), "{sources:?}");
+    s.add_policy();
+    let refused = s.out("refused.bundle");
+    let r = s.build(&refused, &[]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("holds no cosign sig"), "{}", r.stderr);
+    assert!(!refused.exists());
+}
+
 /// `curl -sf` of a URL, with an `Accept`.
 fn fetch(url: &str, accept: &str) -> Vec<u8> {
     let out = Command::new("curl")
