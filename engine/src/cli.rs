@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use super::{ComposeCli, Container, Engine, EngineError, Store};
 
 /// What one engine does its own way.
-pub trait Flavor: fmt::Debug + 'static {
+pub trait Flavor: fmt::Debug + Sync + 'static {
     /// `docker`, `podman`.
     const KIND: &'static str;
     /// The variable that overrides the binary's path.
@@ -20,6 +20,8 @@ pub trait Flavor: fmt::Debug + 'static {
     const INFO_FORMAT: &'static str;
     /// Whether `load` may leave out layer files the engine has.
     const SKIPS_PRESENT_LAYERS: bool;
+    /// Whether loads of images that share no layer may run at once.
+    const CONCURRENT_LOADS: bool;
     /// The oldest version supported (major, minor).
     const MIN_VERSION: (u64, u64);
     /// The composes to try, in order, for the binary `bin`.
@@ -85,7 +87,7 @@ pub fn run(cmd: &mut Command, hint: &'static str) -> Result<Output, EngineError>
 pub struct CliEngine<F: Flavor> {
     bin: String,
     compose: ComposeCli,
-    store: std::cell::OnceCell<Store>,
+    store: std::sync::OnceLock<Store>,
     flavor: PhantomData<F>,
 }
 
@@ -98,7 +100,7 @@ impl<F: Flavor> CliEngine<F> {
         Ok(CliEngine {
             bin,
             compose,
-            store: std::cell::OnceCell::new(),
+            store: std::sync::OnceLock::new(),
             flavor: PhantomData,
         })
     }
@@ -254,6 +256,16 @@ impl<F: Flavor> Engine for CliEngine<F> {
             .map(|s| s.to_string())
             .unwrap_or_else(|_| "unknown store".into());
         format!("{} {version}, {store}; {}", F::KIND, self.compose)
+    }
+
+    fn load_lanes(&self) -> usize {
+        if F::CONCURRENT_LOADS {
+            // One more than the cores: while one load waits on the disk or
+            // on its stream, another has work for the CPU.
+            std::thread::available_parallelism().map_or(2, |n| n.get() + 1)
+        } else {
+            1
+        }
     }
 
     fn skips_present_layers(&self) -> bool {

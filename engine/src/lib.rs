@@ -132,8 +132,9 @@ impl fmt::Display for Store {
     }
 }
 
-/// What the installer needs from an engine.
-pub trait Engine: fmt::Debug {
+/// What the installer needs from an engine. It is shared by the threads
+/// that load images at once.
+pub trait Engine: fmt::Debug + Sync {
     /// `docker` or `podman`.
     fn kind(&self) -> &'static str;
     /// Checks that the engine answers.
@@ -146,7 +147,8 @@ pub trait Engine: fmt::Debug {
     fn image_id(&self, name: &str) -> Result<Option<String>, EngineError>;
     /// Every image ID with its layer diff IDs.
     fn images(&self) -> Result<BTreeMap<String, Vec<String>>, EngineError>;
-    /// Streams a docker-archive into the engine's load.
+    /// Streams an archive (what [`Store`] says it reads) into the engine's
+    /// load.
     fn load(
         &self,
         write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
@@ -157,6 +159,8 @@ pub trait Engine: fmt::Debug {
     fn pull(&self, reference: &str) -> Result<(), EngineError>;
     /// Whether `load` may omit layer files the engine already has.
     fn skips_present_layers(&self) -> bool;
+    /// How many loads may run at once (of images that share no layer).
+    fn load_lanes(&self) -> usize;
     /// Runs compose with `args` for a project.
     fn compose(
         &self,

@@ -224,7 +224,7 @@ pub fn stop_if_interrupted(flag: &AtomicBool) -> io::Result<()> {
 }
 
 /// Receives what the installer has to say.
-pub trait Report {
+pub trait Report: Sync {
     /// A step starts or ends.
     fn step(&self, msg: &str);
     /// Something the operator must notice.
