@@ -27,9 +27,9 @@ pub fn layers_present(existing: &BTreeMap<String, Vec<String>>, diff_ids: &[Stri
 ///
 /// 1. an image the engine has is tagged, one the release's site registry
 ///    has is pulled, in the manifest's order;
-/// 2. the rest are loaded from the blob store, those that share no layer
-///    at once ([`lanes`]), each leaving out the bottom layers the engine
-///    has or an earlier load of its lane brings;
+/// 2. the rest are loaded from the blob store, several at once
+///    ([`plan_loads`] says which waits for which), each leaving out the
+///    bottom layers the engine has or an earlier load brings;
 /// 3. a second name for an image loaded in 2. is tagged.
 pub fn ensure_images(
     sd: &StateDir,
@@ -73,22 +73,17 @@ pub fn ensure_images(
             continue;
         }
         let diff_ids = config_diff_ids(sd, img)?;
-        // What the engine will have when this image's turn comes: its lane
-        // loads every earlier image it shares a layer with first.
-        let skip = if engine.skips_present_layers() {
-            layers_present(&existing, &diff_ids)
-        } else {
-            0
-        };
-        existing.insert(id.clone(), diff_ids.clone());
-        loads.push(Load {
-            img,
-            id,
-            diff_ids,
-            skip,
-        });
+        loads.push(Load { img, id, diff_ids });
     }
-    load_all(sd, engine, store, &loads, report)?;
+    let shapes: Vec<(&[String], Vec<u64>)> = loads
+        .iter()
+        .map(|l| {
+            let sizes = l.img.layers.iter().map(|d| d.size).collect();
+            (l.diff_ids.as_slice(), sizes)
+        })
+        .collect();
+    let plan = plan_loads(&existing, &shapes, engine.skips_present_layers());
+    load_all(sd, engine, store, &loads, &plan, report)?;
     for (id, name) in later_tags {
         tag_if_needed(engine, &id, &name)?;
     }
@@ -101,8 +96,15 @@ struct Load<'a> {
     /// The ID the engine will give it.
     id: String,
     diff_ids: Vec<String>,
-    /// Bottom layers the engine will have: left out of the archive.
-    skip: usize,
+}
+
+/// When a load may start, and what it leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadPlan {
+    /// The earlier load it waits for, if any.
+    pub after: Option<usize>,
+    /// Bottom layers the engine will have by then: left out of the archive.
+    pub skip: usize,
 }
 
 fn tag_if_needed(engine: &dyn Engine, id: &str, name: &str) -> Result<(), String> {
@@ -117,112 +119,131 @@ fn tag_if_needed(engine: &dyn Engine, id: &str, name: &str) -> Result<(), String
         .map_err(|e| bundle_format::error_text(&e))
 }
 
-/// Which loads run one after another, as lists of indices into `images`
-/// (each given as its bytes and the keys of its layers: blob digests and
-/// diff IDs). Images that share a layer go in one lane, in their order, so
-/// that a later one can leave out what an earlier one loaded and two loads
-/// never write one layer at once. The groups are spread over at most `n`
-/// lanes, the largest first onto the lane with the fewest bytes.
-pub fn lanes(images: &[(u64, Vec<&str>)], n: usize) -> Vec<Vec<usize>> {
-    // Union-find over the images, joined by a shared key.
-    let mut parent: Vec<usize> = (0..images.len()).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, (_, keys)) in images.iter().enumerate() {
-        for k in keys {
-            let j = *first.entry(k).or_insert(i);
-            let (a, b) = (root(&mut parent, i), root(&mut parent, j));
-            parent[a.max(b)] = a.min(b);
-        }
-    }
-    let mut groups: BTreeMap<usize, (u64, Vec<usize>)> = BTreeMap::new();
-    for (i, (bytes, _)) in images.iter().enumerate() {
-        let g = groups.entry(root(&mut parent, i)).or_default();
-        g.0 += bytes;
-        g.1.push(i);
-    }
-    let mut groups: Vec<(u64, Vec<usize>)> = groups.into_values().collect();
-    // Largest first; a tie keeps the manifest's order.
-    groups.sort_by(|a, b| b.0.cmp(&a.0).then(a.1[0].cmp(&b.1[0])));
-    let mut lanes: Vec<(u64, Vec<usize>)> = vec![(0, Vec::new()); n.max(1).min(images.len())];
-    for (bytes, members) in groups {
-        if let Some(lane) = lanes.iter_mut().min_by_key(|l| l.0) {
-            lane.0 += bytes;
-            lane.1.extend(members);
-        }
-    }
-    let mut lanes: Vec<Vec<usize>> = lanes
-        .into_iter()
-        .map(|(_, mut l)| {
-            l.sort_unstable();
-            l
+/// When each load may start, for images given as their diff IDs and layer
+/// sizes, in order, with `existing` what the engine holds before.
+///
+/// A load waits for the earlier one it shares the most bottom layers with
+/// (beyond what the engine has) only when those shared layers are at least
+/// as large as the rest of it: then the engine unpacks them once, and the
+/// load leaves them out when `skips_present` (the classic store looks a
+/// layer up before opening its file). A thin shared base is not worth the
+/// wait: both loads bring it, at once, and the engine keeps one copy.
+pub fn plan_loads(
+    existing: &BTreeMap<String, Vec<String>>,
+    images: &[(&[String], Vec<u64>)],
+    skips_present: bool,
+) -> Vec<LoadPlan> {
+    let present_skip = |n: usize| if skips_present { n } else { 0 };
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, (ids, sizes))| {
+            let present = layers_present(existing, ids);
+            let shared = |j: usize| {
+                images[j]
+                    .0
+                    .iter()
+                    .zip(ids.iter())
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            };
+            // The earliest of the earlier loads with the longest prefix.
+            let best = (0..i)
+                .map(|j| (shared(j), j))
+                .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            match best {
+                Some((common, j)) if common > present => {
+                    let bytes = |r: std::ops::Range<usize>| sizes[r].iter().sum::<u64>();
+                    if bytes(present..common) >= bytes(common..sizes.len()) {
+                        LoadPlan {
+                            after: Some(j),
+                            skip: present_skip(common),
+                        }
+                    } else {
+                        LoadPlan {
+                            after: None,
+                            skip: present_skip(present),
+                        }
+                    }
+                }
+                _ => LoadPlan {
+                    after: None,
+                    skip: present_skip(present),
+                },
+            }
         })
-        .filter(|l| !l.is_empty())
-        .collect();
-    lanes.sort();
-    lanes
+        .collect()
 }
 
-/// Loads `loads`, the lanes at once; after a failure no lane starts
-/// another load, and the first failure in the manifest's order is the
-/// error.
+/// Which loads started and ended, and whether one failed.
+struct Progress {
+    started: Vec<bool>,
+    done: Vec<bool>,
+    failed: bool,
+    results: Vec<(usize, Result<(), String>)>,
+}
+
+/// Loads `loads` on up to the engine's [`Engine::load_lanes`] threads, each
+/// taking the first load in order whose [`LoadPlan::after`] has loaded;
+/// after a failure none starts another, and the first failure in the
+/// manifest's order is the error.
 fn load_all(
     sd: &StateDir,
     engine: &dyn Engine,
     store: Store,
     loads: &[Load],
+    plan: &[LoadPlan],
     report: &dyn Report,
 ) -> Result<(), String> {
-    let keyed: Vec<(u64, Vec<&str>)> = loads
-        .iter()
-        .map(|l| {
-            let blobs = l.img.layers.iter().map(|d| d.digest.as_str());
-            let keys = blobs.chain(l.diff_ids.iter().map(String::as_str));
-            (l.img.layers.iter().map(|d| d.size).sum(), keys.collect())
-        })
-        .collect();
-    let lanes = lanes(&keyed, engine.load_lanes());
-    if lanes.len() > 1 {
+    let workers = engine.load_lanes().clamp(1, loads.len().max(1));
+    if workers > 1 {
         report.step(&format!(
-            "loading {} images, {} at a time",
-            loads.len(),
-            lanes.len()
+            "loading {} images, up to {workers} at a time",
+            loads.len()
         ));
     }
-    let failed = AtomicBool::new(false);
-    let mut results: Vec<(usize, Result<(), String>)> = std::thread::scope(|s| {
-        let running: Vec<_> = lanes
-            .iter()
-            .map(|lane| {
-                let failed = &failed;
-                s.spawn(move || {
-                    let mut done = Vec::new();
-                    for &i in lane {
-                        if failed.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let r = load_one(sd, engine, store, &loads[i], report);
-                        failed.fetch_or(r.is_err(), Ordering::SeqCst);
-                        done.push((i, r));
-                    }
-                    done
-                })
-            })
-            .collect();
-        running
-            .into_iter()
-            .flat_map(|t| {
-                t.join()
-                    .unwrap_or_else(|_| vec![(usize::MAX, Err("a load thread panicked".into()))])
-            })
-            .collect()
+    let progress = std::sync::Mutex::new(Progress {
+        started: vec![false; loads.len()],
+        done: vec![false; loads.len()],
+        failed: false,
+        results: Vec::new(),
     });
+    let turn = std::sync::Condvar::new();
+    let lock = || progress.lock().unwrap_or_else(|e| e.into_inner());
+    let next = || -> Option<usize> {
+        let mut p = lock();
+        loop {
+            if p.failed || p.started.iter().all(|s| *s) {
+                return None;
+            }
+            let ready = (0..loads.len())
+                .find(|&i| !p.started[i] && plan[i].after.is_none_or(|j| p.done[j]));
+            if let Some(i) = ready {
+                p.started[i] = true;
+                return Some(i);
+            }
+            p = turn.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(i) = next() {
+                    let r = load_one(sd, engine, store, &loads[i], plan[i].skip, report);
+                    let mut p = lock();
+                    p.done[i] = r.is_ok();
+                    p.failed |= r.is_err();
+                    p.results.push((i, r));
+                    drop(p);
+                    turn.notify_all();
+                }
+            });
+        }
+    });
+    let mut results = progress
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .results;
     results.sort_by_key(|r| r.0);
     results.into_iter().try_for_each(|(_, r)| r)
 }
@@ -232,18 +253,19 @@ fn load_one(
     engine: &dyn Engine,
     store: Store,
     load: &Load,
+    skip: usize,
     report: &dyn Report,
 ) -> Result<(), String> {
     let img = load.img;
     report.step(&format!(
         "loading {} ({} of {} layers new)",
         img.name,
-        img.layers.len() - load.skip,
+        img.layers.len() - skip,
         img.layers.len()
     ));
     engine
         .load(&mut |w| match store {
-            Store::Classic => write_docker_archive(w, sd, img, load.skip),
+            Store::Classic => write_docker_archive(w, sd, img, skip),
             Store::Containerd => write_oci_archive(w, sd, img),
         })
         .map_err(|e| format!("{}: {}", img.name, bundle_format::error_text(&e)))?;
@@ -522,8 +544,9 @@ mod tests {
     }
 
     #[test]
-    fn images_that_share_no_layer_load_at_once_and_each_is_checked() {
-        let (_d, sd, m) = stored("a/x:1=a1,a2;b/y:1=b1;c/z:1=c1,c2,c3");
+    fn images_load_at_once_each_checked_even_over_a_thin_shared_base() {
+        // The base is shared but thin: not worth a wait.
+        let (_d, sd, m) = stored("a/x:1=b,aaaaaaaa;b/y:1=b,bbbbbbbb;c/z:1=b,cccccccc");
         let e = FakeEngine {
             lanes: 3,
             meet: 3,
@@ -537,29 +560,36 @@ mod tests {
             assert_eq!(id, &img.config.digest.to_string());
             assert_eq!(e.tags.borrow()[name], *id, "{name} tagged by its load");
         }
+        for l in e.loads.borrow().iter() {
+            assert_eq!(layer_files(l), 2, "each brings the base itself");
+        }
     }
 
     #[test]
-    fn images_that_share_a_base_load_in_turn_and_the_later_leaves_it_out() {
-        let (_d, sd, m) = stored("a/x:1=base,a2;b/y:1=base,b2;c/z:1=c1");
+    fn images_on_a_fat_shared_base_wait_for_the_first_and_leave_it_out() {
+        let (_d, sd, m) = stored("a/x:1=basebasebase,a;b/y:1=basebasebase,b;c/z:1=c");
         let e = FakeEngine {
             lanes: 3,
-            meet: 2,
             ..FakeEngine::default()
         };
         ensure_images(&sd, &e, &m, &Stderr { quiet: true }).unwrap();
-        assert_eq!(e.running.borrow().1, 2, "two lanes: a then b, and c");
+        let log = e.log.borrow();
+        let of = |n: &str| log.iter().find(|l| l.0 == n).cloned().unwrap();
+        assert!(
+            of("b/y:1").1 > of("a/x:1").2,
+            "b started after a ended: {log:?}"
+        );
         let loads = e.loads.borrow();
-        let of = |name: &str| {
+        let files = |name: &str| {
             loads
                 .iter()
                 .find(|l| read_name(l) == name)
                 .map(|l| layer_files(l))
                 .unwrap()
         };
-        assert_eq!(of("a/x:1"), 2);
-        assert_eq!(of("b/y:1"), 1, "the shared base is left out");
-        assert_eq!(of("c/z:1"), 1);
+        assert_eq!(files("a/x:1"), 2);
+        assert_eq!(files("b/y:1"), 1, "the shared base is left out");
+        assert_eq!(files("c/z:1"), 1);
     }
 
     fn read_name(archive: &[u8]) -> String {
@@ -572,8 +602,8 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_load_is_the_error_and_its_lane_starts_nothing_more() {
-        let (_d, sd, m) = stored("a/x:1=s,a2;b/y:1=s,b2;c/z:1=c1");
+    fn a_failed_load_is_the_error_and_what_waits_for_it_never_starts() {
+        let (_d, sd, m) = stored("a/x:1=ssssssss,a;b/y:1=ssssssss,b;c/z:1=c");
         let e = FakeEngine {
             lanes: 2,
             fail_load: Some("a/x:1".into()),
@@ -601,35 +631,54 @@ mod tests {
         assert_eq!(e.tags.borrow()["a/x:latest"], e.tags.borrow()["a/x:1"]);
     }
 
+    /// Images as `layer:size,…` each, space-separated; plans as
+    /// `after:skip` (`-` for no wait).
     #[rstest]
-    #[case::unrelated_spread_over_lanes("1:a 1:b 1:c", 3, "0|1|2")]
-    #[case::one_lane_keeps_the_order("1:a 1:b 1:c", 1, "0 1 2")]
-    #[case::a_shared_layer_joins_them("1:a,s 1:b 1:c,s", 3, "0 2|1")]
-    #[case::sharing_is_transitive("1:a,s 1:s,t 1:t 1:z", 4, "0 1 2|3")]
-    #[case::largest_first_onto_the_emptiest("5:a 3:b 2:c 1:d", 2, "0 3|1 2")]
-    #[case::no_more_lanes_than_images("1:a", 8, "0")]
-    fn lanes_keep_images_that_share_a_layer_together(
+    #[case::unrelated("a:1 b:1 c:1", "", true, "-:0 -:0 -:0")]
+    #[case::thin_base_no_wait("s:1,a:9 s:1,b:9", "", true, "-:0 -:0")]
+    #[case::fat_base_waits_and_skips("s:9,a:1 s:9,b:1 s:9,c:1", "", true, "-:0 0:1 0:1")]
+    #[case::equal_is_worth_it("s:5,a:5 s:5,b:5", "", true, "-:0 0:1")]
+    #[case::engine_has_the_base("s:9,a:1 s:9,b:1", "s", true, "-:1 -:1")]
+    #[case::longest_prefix_first_of_ties(
+        "x:5,y:5,p:1 x:5,q:1 x:5,y:5,z:1",
+        "",
+        true,
+        "-:0 0:1 0:2"
+    )]
+    #[case::waits_without_skipping("s:9,a:1 s:9,b:1", "", false, "-:0 0:0")]
+    #[case::beyond_what_the_engine_has("s:1,t:9,a:1 s:1,t:9,b:1", "s", true, "-:1 0:2")]
+    fn a_load_waits_only_for_a_shared_base_larger_than_the_rest(
         #[case] images: &str,
-        #[case] n: usize,
+        #[case] engine_has: &str,
+        #[case] skips_present: bool,
         #[case] want: &str,
     ) {
-        let images: Vec<(u64, Vec<&str>)> = images
+        let parsed: Vec<(Vec<String>, Vec<u64>)> = images
             .split(' ')
             .map(|i| {
-                let (bytes, keys) = i.split_once(':').unwrap();
-                (bytes.parse().unwrap(), keys.split(',').collect())
+                i.split(',')
+                    .map(|l| {
+                        let (id, size) = l.split_once(':').unwrap();
+                        (id.to_owned(), size.parse::<u64>().unwrap())
+                    })
+                    .unzip()
             })
             .collect();
-        let got: Vec<String> = lanes(&images, n)
+        let shapes: Vec<(&[String], Vec<u64>)> = parsed
             .iter()
-            .map(|l| {
-                l.iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ")
+            .map(|(ids, sizes)| (ids.as_slice(), sizes.clone()))
+            .collect();
+        let existing: BTreeMap<String, Vec<String>> = [("sha256:e".to_owned(), ids(engine_has))]
+            .into_iter()
+            .collect();
+        let got: Vec<String> = plan_loads(&existing, &shapes, skips_present)
+            .iter()
+            .map(|p| {
+                let after = p.after.map_or("-".to_owned(), |j| j.to_string());
+                format!("{after}:{}", p.skip)
             })
             .collect();
-        assert_eq!(got.join("|"), want);
+        assert_eq!(got.join(" "), want);
     }
 
     fn ids(s: &str) -> Vec<String> {
