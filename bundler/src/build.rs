@@ -123,6 +123,8 @@ pub struct PlannedFile {
 pub struct PlannedImage {
     /// Where to pull it from (pinned).
     pub source: ImageRef,
+    /// The digest it is pinned by.
+    pub pin: Digest,
     /// The name compose uses.
     pub name: String,
     /// Ids of the cosign keys that must each have signed it.
@@ -327,6 +329,7 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
             required_keys.dedup();
             PlannedImage {
                 source,
+                pin: p.pin.clone(),
                 name,
                 required_keys,
             }
@@ -467,7 +470,7 @@ pub async fn execute(
     let mut entries: Vec<ImageEntry> = Vec::new();
     for img in &plan.images {
         for r in puller
-            .resolve(&img.source, &img.name, &plan.platforms)
+            .resolve(&img.source, &img.pin, &img.name, &plan.platforms)
             .await?
         {
             entries.push(r.entry);
@@ -543,7 +546,7 @@ async fn provenance(
         if plan.opts.no_provenance && img.required_keys.is_empty() {
             continue;
         }
-        let subject = puller.subject(&img.source).await?;
+        let subject = puller.subject(&img.source, &img.pin).await?;
         let found = async {
             let artifacts = puller.provenance(&img.source, &subject).await?;
             let p = Provenance {

@@ -6,6 +6,11 @@
 //! ed25519_sk[64] || BLAKE2b-256("Ed" || key_id || sk)[32]`, XORed with
 //! scrypt(password, salt) when encrypted. These are minisign's own formats,
 //! so `minisign -G` keys sign bundles and `minisign -V` checks them.
+//!
+//! Encrypted keys are made and opened by the `minisign` crate (minisign's
+//! author's Rust port: its scrypt parameters are libsodium's), so the key
+//! derivation is not ours to get wrong; this file copies the key it opened
+//! into memory that is zeroed on drop, and signs with `ed25519-dalek`.
 
 use std::fmt;
 use std::io::Write;
@@ -19,9 +24,6 @@ use bundle_format::minisign::{prehash, Algorithm, KeyId, PublicKey, Signature, U
 use ed25519_dalek::{Signer, SigningKey};
 use zeroize::{Zeroize, Zeroizing};
 
-/// libsodium's scrypt "sensitive" limits, as minisign uses them.
-const OPSLIMIT: u64 = 33_554_432;
-const MEMLIMIT: u64 = 1_073_741_824;
 /// Environment variable read for the secret key's password.
 pub const PASSWORD_ENV: &str = "BUNDLER_KEY_PASSWORD";
 
@@ -56,9 +58,14 @@ pub enum KeyError {
     /// I/O.
     #[error(transparent)]
     Io(#[from] std::io::Error),
-    /// KDF failure.
-    #[error("scrypt: {0}")]
-    Kdf(String),
+    /// The `minisign` crate could not make or open an encrypted key.
+    #[error("{path}: {why}")]
+    Encrypted {
+        /// The file.
+        path: String,
+        /// What the crate said.
+        why: String,
+    },
 }
 
 /// An ed25519 secret key with its minisign key id. The key bytes are zeroed
@@ -82,41 +89,29 @@ fn checksum(id: &KeyId, sk: &[u8; 64]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// libsodium's `pickparams` for scrypt: (log2 N, r, p).
-fn pick_params(opslimit: u64, memlimit: u64) -> (u8, u32, u32) {
-    let opslimit = opslimit.max(32_768);
-    let r: u32 = 8;
-    if opslimit < memlimit / 32 {
-        let max_n = opslimit / (u64::from(r) * 4);
-        let mut n_log2 = 1u8;
-        while n_log2 < 63 && (1u64 << n_log2) <= max_n / 2 {
-            n_log2 += 1;
-        }
-        (n_log2, r, 1)
-    } else {
-        let max_n = memlimit / (u64::from(r) * 128);
-        let mut n_log2 = 1u8;
-        while n_log2 < 63 && (1u64 << n_log2) <= max_n / 2 {
-            n_log2 += 1;
-        }
-        let max_rp = ((opslimit / 4) / (1u64 << n_log2)).min(0x3fff_ffff);
-        (n_log2, r, (max_rp as u32) / r)
-    }
-}
-
-fn kdf(
-    password: &[u8],
-    salt: &[u8],
-    opslimit: u64,
-    memlimit: u64,
-) -> Result<Zeroizing<[u8; 104]>, KeyError> {
-    let (n, r, p) = pick_params(opslimit, memlimit);
-    let params =
-        scrypt::Params::new(n, r, p.max(1), 32).map_err(|e| KeyError::Kdf(e.to_string()))?;
-    let mut out = Zeroizing::new([0u8; 104]);
-    scrypt::scrypt(password, salt, &params, out.as_mut())
-        .map_err(|e| KeyError::Kdf(e.to_string()))?;
-    Ok(out)
+/// Opens an encrypted key line with the `minisign` crate: the key ID and
+/// the 64-byte ed25519 secret key, in a copy that is zeroed on drop.
+fn decrypt(
+    line: &str,
+    password: &str,
+    shown: &str,
+) -> Result<(KeyId, Zeroizing<[u8; 64]>), KeyError> {
+    let boxed = minisign::SecretKeyBox::from_string(&format!("{UNTRUSTED}\n{line}\n"));
+    let sk = boxed
+        .and_then(|b| b.into_secret_key(Some(password.to_owned())))
+        .map_err(|e| match e.kind() {
+            minisign::ErrorKind::Verify => KeyError::Checksum(shown.to_owned()),
+            _ => KeyError::Encrypted {
+                path: shown.to_owned(),
+                why: e.to_string(),
+            },
+        })?;
+    // The opened key serialises as the file's layout with `keynum_sk` in
+    // the clear: the id at 54, the secret key at 62.
+    let raw = Zeroizing::new(sk.to_bytes());
+    let mut key = Zeroizing::new([0u8; 64]);
+    key.copy_from_slice(&raw[62..126]);
+    Ok((KeyId(raw[54..62].try_into().expect("8 bytes")), key))
 }
 
 impl SecretKey {
@@ -170,7 +165,7 @@ impl SecretKey {
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with(UNTRUSTED))
             .ok_or(bad("no key line"))?;
-        let mut raw = Zeroizing::new(
+        let raw = Zeroizing::new(
             B64.decode(line)
                 .map_err(|_| bad("key line is not base64"))?,
         );
@@ -185,24 +180,21 @@ impl SecretKey {
             [0, 0] => false,
             _ => return Err(bad("unknown key derivation algorithm")),
         };
-        if encrypted {
+        let (id, sk) = if encrypted {
             let pw = password().ok_or_else(|| KeyError::NoPassword(shown.clone()))?;
-            let ops = u64::from_le_bytes(raw[38..46].try_into().expect("8 bytes"));
-            let mem = u64::from_le_bytes(raw[46..54].try_into().expect("8 bytes"));
-            let stream = kdf(pw.as_bytes(), &raw[6..38], ops, mem)?;
-            for (b, s) in raw[54..158].iter_mut().zip(stream.iter()) {
-                *b ^= s;
+            decrypt(line, &pw, &shown)?
+        } else {
+            let id = KeyId(raw[54..62].try_into().expect("8 bytes"));
+            let mut sk = Zeroizing::new([0u8; 64]);
+            sk.copy_from_slice(&raw[62..126]);
+            // minisign 0.11 leaves the checksum zero in unencrypted (-W)
+            // keys; the public-half check below still catches a damaged key.
+            let unchecked = raw[126..158].iter().all(|b| *b == 0);
+            if !unchecked && checksum(&id, &sk)[..] != raw[126..158] {
+                return Err(KeyError::Checksum(shown));
             }
-        }
-        let id = KeyId(raw[54..62].try_into().expect("8 bytes"));
-        let mut sk = Zeroizing::new([0u8; 64]);
-        sk.copy_from_slice(&raw[62..126]);
-        // minisign 0.11 leaves the checksum zero in unencrypted (-W) keys;
-        // the public-half check below still catches a damaged key.
-        let unchecked = !encrypted && raw[126..158].iter().all(|b| *b == 0);
-        if !unchecked && checksum(&id, &sk)[..] != raw[126..158] {
-            return Err(KeyError::Checksum(shown));
-        }
+            (id, sk)
+        };
         let mut seed = Zeroizing::new([0u8; 32]);
         seed.copy_from_slice(&sk[..32]);
         let key = SigningKey::from_bytes(&seed);
@@ -212,50 +204,23 @@ impl SecretKey {
         Ok(SecretKey { id, key })
     }
 
-    /// The key as a minisign secret key file, encrypted when `password` is given.
-    pub fn to_file(&self, password: Option<&str>) -> Result<Zeroizing<String>, KeyError> {
+    /// The key as an unencrypted minisign secret key file (`minisign -W`'s
+    /// layout, with the checksum filled in).
+    pub fn to_unencrypted_file(&self) -> Zeroizing<String> {
         let mut raw = Zeroizing::new(Vec::with_capacity(158));
-        raw.extend_from_slice(b"Ed");
-        let mut salt = [0u8; 32];
-        match password {
-            Some(_) => {
-                raw.extend_from_slice(b"Sc");
-                getrandom::getrandom(&mut salt).expect("OS randomness");
-            }
-            None => raw.extend_from_slice(&[0, 0]),
-        }
-        raw.extend_from_slice(b"B2");
-        raw.extend_from_slice(&salt);
-        let (ops, mem) = if password.is_some() {
-            (OPSLIMIT, MEMLIMIT)
-        } else {
-            (0, 0)
-        };
-        raw.extend_from_slice(&ops.to_le_bytes());
-        raw.extend_from_slice(&mem.to_le_bytes());
+        raw.extend_from_slice(b"Ed\0\0B2");
+        // Salt, opslimit and memlimit: unused without a key derivation.
+        raw.extend_from_slice(&[0u8; 48]);
         let mut sk = Zeroizing::new([0u8; 64]);
         sk[..32].copy_from_slice(self.key.as_bytes());
         sk[32..].copy_from_slice(self.key.verifying_key().as_bytes());
-        let mut keynum = Zeroizing::new(Vec::with_capacity(104));
-        keynum.extend_from_slice(&self.id.0);
-        keynum.extend_from_slice(sk.as_ref());
-        keynum.extend_from_slice(&checksum(&self.id, &sk));
-        if let Some(pw) = password {
-            let stream = kdf(pw.as_bytes(), &salt, ops, mem)?;
-            for (b, s) in keynum.iter_mut().zip(stream.iter()) {
-                *b ^= s;
-            }
-        }
-        raw.extend_from_slice(&keynum);
-        let comment = if password.is_some() {
-            "minisign encrypted secret key"
-        } else {
-            "minisign secret key (unencrypted)"
-        };
-        let mut out = Zeroizing::new(format!("{UNTRUSTED}{comment}\n"));
+        raw.extend_from_slice(&self.id.0);
+        raw.extend_from_slice(sk.as_ref());
+        raw.extend_from_slice(&checksum(&self.id, &sk));
+        let mut out = Zeroizing::new(format!("{UNTRUSTED}minisign secret key (unencrypted)\n"));
         out.push_str(&B64.encode(raw.as_slice()));
         out.push('\n');
-        Ok(out)
+        out
     }
 
     /// Signs `message` (prehashed, minisign's default) with a trusted comment.
@@ -312,10 +277,29 @@ pub fn keygen(secret: &Path, public: &Path, password: Option<&str>) -> Result<Pu
             return Err(KeyError::Exists(p.display().to_string()));
         }
     }
-    let sk = SecretKey::generate();
-    let text = sk.to_file(password)?;
+    let (text, pk) = match password {
+        None => {
+            let sk = SecretKey::generate();
+            (sk.to_unencrypted_file(), sk.public())
+        }
+        Some(pw) => {
+            let failed = |e: minisign::PError| KeyError::Encrypted {
+                path: secret.display().to_string(),
+                why: e.to_string(),
+            };
+            let pair = minisign::KeyPair::generate_encrypted_keypair(Some(pw.to_owned()))
+                .map_err(failed)?;
+            let text = Zeroizing::new(pair.sk.to_box(None).map_err(failed)?.into_string());
+            let pk = PublicKey::parse(&pair.pk.to_box().map_err(failed)?.into_string()).map_err(
+                |e| KeyError::Encrypted {
+                    path: public.display().to_string(),
+                    why: e.to_string(),
+                },
+            )?;
+            (text, pk)
+        }
+    };
     write_new(secret, text.as_bytes(), 0o600)?;
-    let pk = sk.public();
     if let Err(e) = write_new(public, pk.to_file().as_bytes(), 0o644) {
         let _ = std::fs::remove_file(secret);
         return Err(e);
@@ -326,11 +310,6 @@ pub fn keygen(secret: &Path, public: &Path, password: Option<&str>) -> Result<Pu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scrypt_params_match_libsodium_for_minisign_limits() {
-        assert_eq!(pick_params(OPSLIMIT, MEMLIMIT), (20, 8, 1));
-    }
 
     #[test]
     fn unencrypted_round_trip_signs_and_verifies() {
@@ -346,6 +325,73 @@ mod tests {
             format!("{sk:?}"),
             format!("SecretKey({}, <redacted>)", sk.id())
         );
+    }
+
+    #[test]
+    fn stock_minisign_encrypted_keys_open_with_their_password_and_no_other() {
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let (s, p) = (dir.path().join("m.key"), dir.path().join("m.pub"));
+        let mut child = Command::new("minisign")
+            .args(["-G", "-s"])
+            .arg(&s)
+            .arg("-p")
+            .arg(&p)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("minisign (scripts/install-deps.sh installs it)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"tr0ub4dor\ntr0ub4dor\n")
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        let stock = PublicKey::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
+
+        let pw = || Some(Zeroizing::new("tr0ub4dor".to_owned()));
+        let sk = SecretKey::read(&s, pw).unwrap();
+        assert_eq!(sk.public(), stock);
+        // What it signs, stock minisign verifies with its own public key.
+        let msg = dir.path().join("msg");
+        std::fs::write(&msg, b"bundle manifest").unwrap();
+        let sig = sk.sign(b"bundle manifest", "name:demo");
+        std::fs::write(dir.path().join("msg.minisig"), sig.to_file()).unwrap();
+        let out = Command::new("minisign")
+            .args(["-V", "-m"])
+            .arg(&msg)
+            .arg("-p")
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let e = SecretKey::read(&s, || Some(Zeroizing::new("Tr0ub4dor".into()))).unwrap_err();
+        assert!(matches!(e, KeyError::Checksum(_)), "{e}");
+        let e = SecretKey::read(&s, || None).unwrap_err();
+        assert!(matches!(e, KeyError::NoPassword(_)), "{e}");
+    }
+
+    #[test]
+    fn an_encrypted_key_made_here_opens_with_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, p) = (dir.path().join("k.key"), dir.path().join("k.pub"));
+        let pk = keygen(&s, &p, Some("correct horse")).unwrap();
+        let text = std::fs::read_to_string(&s).unwrap();
+        assert!(text.starts_with("untrusted comment: "), "{text}");
+        assert_eq!(
+            PublicKey::parse(&std::fs::read_to_string(&p).unwrap()).unwrap(),
+            pk
+        );
+        let sk = SecretKey::read(&s, || Some(Zeroizing::new("correct horse".into()))).unwrap();
+        assert_eq!(sk.public(), pk);
+        sk.sign(b"m", "t").verify(b"m", &[pk]).unwrap();
     }
 
     #[test]

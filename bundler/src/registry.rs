@@ -408,11 +408,12 @@ impl Puller {
     pub async fn resolve(
         &self,
         image: &ImageRef,
+        top: &Digest,
         name: &str,
         platforms: &[Platform],
     ) -> Result<Vec<Resolved>, PullError> {
         let shown = image.to_string();
-        let top = image.digest.clone().expect("validated: pinned");
+        let top = top.clone();
         let bytes = self.manifest_bytes(image, &top, &shown).await?;
         let bad = |message: String| PullError::Manifest {
             image: shown.clone(),
@@ -714,8 +715,8 @@ fn media_type_of(bytes: &[u8]) -> String {
 impl Puller {
     /// What a pinned image's signatures are over: the manifest or index
     /// its digest names (fetched, checked and cached by [`Self::resolve`]).
-    pub async fn subject(&self, image: &ImageRef) -> Result<Descriptor, PullError> {
-        let top = image.digest.clone().expect("validated: pinned");
+    pub async fn subject(&self, image: &ImageRef, top: &Digest) -> Result<Descriptor, PullError> {
+        let top = top.clone();
         let bytes = self.manifest_bytes(image, &top, &image.to_string()).await?;
         Ok(Descriptor {
             media_type: media_type_of(&bytes),

@@ -293,10 +293,13 @@ pub fn validate_spec(spec: &Spec) -> Result<Parsed, Vec<Problem>> {
                         format!("image name {name:?} also given by images[{j}]"),
                     );
                 }
-                parsed.images.push(ParsedImage {
-                    source: r,
-                    name: tagged,
-                });
+                if let Some(pin) = r.digest.clone() {
+                    parsed.images.push(ParsedImage {
+                        source: r,
+                        pin,
+                        name: tagged,
+                    });
+                }
             }
         }
     }
@@ -481,6 +484,8 @@ pub struct Parsed {
 pub struct ParsedImage {
     /// Where to pull it from, pinned by digest.
     pub source: ImageRef,
+    /// The digest it is pinned by (the source's).
+    pub pin: crate::Digest,
     /// The name compose uses (`name:`, else the reference's), no digest.
     pub name: ImageRef,
 }
