@@ -50,21 +50,7 @@ pub enum MinisignError {
     CommentMismatch(String),
 }
 
-/// An 8-byte key id, shown as minisign shows it (16 uppercase hex digits).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(pub [u8; 8]);
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016X}", u64::from_le_bytes(self.0))
-    }
-}
-
-impl fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({self})")
-    }
-}
+pub use manifest_schema::KeyId;
 
 /// A minisign (ed25519) public key.
 #[derive(Clone, PartialEq, Eq)]

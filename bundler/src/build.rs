@@ -20,6 +20,7 @@ use std::sync::Arc;
 use bundle_format::bundle::{Compression, EntryKind};
 use bundle_format::cosign::{self, CosignPublicKey, ProvenanceError};
 use bundle_format::minisign::PublicKey;
+use bundle_format::oci::{IndexEntry, OciIndex};
 use bundle_format::tarfmt::TarWriter;
 use manifest_schema::layout;
 use manifest_schema::{
@@ -27,7 +28,6 @@ use manifest_schema::{
     Manifest, Platform, Provenance, RelPath, Spec, TrustChange, TrustedKey, Version,
 };
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::frames::FrameEncoder;
@@ -247,12 +247,7 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
     }
     let mut trust = TrustChange {
         add: Vec::new(),
-        revoke: spec
-            .trust
-            .revoke
-            .iter()
-            .map(|id| id.to_ascii_uppercase())
-            .collect(),
+        revoke: parsed.revoke.clone(),
     };
     for (i, a) in spec.trust.add.iter().enumerate() {
         let src = spec_dir.join(a);
@@ -261,7 +256,7 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
             .and_then(|t| PublicKey::parse(&t).map_err(|e| bundle_format::error_text(&e)))
         {
             Ok(k) => trust.add.push(TrustedKey {
-                id: k.id.to_string(),
+                id: k.id,
                 key: k.key_line(),
             }),
             Err(e) => missing.push(format!(
@@ -416,27 +411,12 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
 /// with the containerd store loads every manifest `index.json` lists, and
 /// would make an "image" of each signature.
 pub fn layout_files(images: &[ImageEntry]) -> Vec<(String, Vec<u8>)> {
-    let manifests: Vec<serde_json::Value> = images
-        .iter()
-        .map(|i| {
-            let mut p = json!({"os": i.platform.os, "architecture": i.platform.arch});
-            if let Some(v) = &i.platform.variant {
-                p["variant"] = json!(v);
-            }
-            json!({
-                "mediaType": i.manifest.media_type,
-                "digest": i.manifest.digest.as_str(),
-                "size": i.manifest.size,
-                "platform": p,
-                "annotations": {"org.opencontainers.image.ref.name": i.name},
-            })
-        })
-        .collect();
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": manifests,
-    });
+    let index = OciIndex::of(
+        images
+            .iter()
+            .map(|i| IndexEntry::platform_of(i).named(&i.name))
+            .collect(),
+    );
     // docker load reads one image per name; take each name's first platform.
     let mut seen = std::collections::BTreeSet::new();
     let docker: Vec<_> = images
@@ -451,7 +431,7 @@ pub fn layout_files(images: &[ImageEntry]) -> Vec<(String, Vec<u8>)> {
         ),
         (
             layout::OCI_INDEX.to_owned(),
-            serde_json::to_vec(&index).expect("json"),
+            index.to_bytes(),
         ),
         (
             layout::DOCKER_MANIFEST.to_owned(),

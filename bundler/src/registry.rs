@@ -29,7 +29,7 @@ use crate::progress::Reporter;
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_INDEX: &str = bundle_format::oci::OCI_INDEX_MEDIA_TYPE;
 /// Docker v2 schema 2 manifest.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker v2 manifest list.

@@ -28,6 +28,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::bundle::{self, BundleError, EntryKind, EntrySink, SignedManifest};
+use bundle_format::oci::{IndexEntry, OciIndex, OCI_INDEX_MEDIA_TYPE};
 use crate::install::{fault_on, Report};
 use crate::minisign::PublicKey;
 use crate::parts::OpenError;
@@ -298,34 +299,27 @@ fn update_referrers_tag(
     done: &mut Pushed,
 ) -> Result<(), PushError> {
     let tag = format!("sha256-{}", subject.hex());
-    let mut listed: Vec<serde_json::Value> = match client
+    // An index there that does not parse is replaced, as it was before.
+    let mut listed: Vec<IndexEntry> = match client
         .manifest_digest(repo, &tag)
         .map_err(PushError::Tagging)?
     {
         Some(d) => {
             let bytes = fetch_manifest(client, repo, &d).map_err(PushError::Tagging)?;
-            serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("manifests")?.as_array().cloned())
+            serde_json::from_slice::<OciIndex>(&bytes)
+                .map(|i| i.manifests)
                 .unwrap_or_default()
         }
         None => Vec::new(),
     };
     let before = listed.len();
     for a in referrers {
-        if listed
-            .iter()
-            .any(|m| m.get("digest").and_then(|d| d.as_str()) == Some(a.manifest.digest.as_str()))
-        {
+        if listed.iter().any(|m| m.digest == a.manifest.digest) {
             continue;
         }
-        let mut m = serde_json::json!({
-            "mediaType": a.manifest.media_type,
-            "digest": a.manifest.digest.as_str(),
-            "size": a.manifest.size,
-        });
+        let mut m = IndexEntry::of(&a.manifest);
         if a.kind == manifest_schema::ArtifactKind::Signature {
-            m["artifactType"] = bundle_format::cosign::SIGNATURE_ARTIFACT_TYPE.into();
+            m.artifact_type = Some(bundle_format::cosign::SIGNATURE_ARTIFACT_TYPE.to_owned());
         }
         listed.push(m);
     }
@@ -333,17 +327,12 @@ fn update_referrers_tag(
         done.manifests_present += 1;
         return Ok(());
     }
-    let bytes = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": listed,
-    }))
-    .expect("JSON values serialize");
+    let bytes = OciIndex::of(listed).to_bytes();
     client
         .put_manifest(
             repo,
             &tag,
-            "application/vnd.oci.image.index.v1+json",
+            OCI_INDEX_MEDIA_TYPE,
             &bytes,
         )
         .map_err(PushError::Tagging)?;
@@ -748,28 +737,7 @@ fn left_out_blobs(client: &Client, m: &Manifest, plan: &Plan) -> Result<(), Regi
 
 /// An OCI index of one tag's platform manifests, deterministic.
 fn index_of(images: &[ImageEntry]) -> Vec<u8> {
-    let manifests: Vec<serde_json::Value> = images
-        .iter()
-        .map(|i| {
-            let mut platform =
-                serde_json::json!({"os": i.platform.os, "architecture": i.platform.arch});
-            if let Some(v) = &i.platform.variant {
-                platform["variant"] = v.clone().into();
-            }
-            serde_json::json!({
-                "mediaType": i.manifest.media_type,
-                "digest": i.manifest.digest.to_string(),
-                "size": i.manifest.size,
-                "platform": platform,
-            })
-        })
-        .collect();
-    serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": manifests,
-    }))
-    .expect("JSON values serialize")
+    OciIndex::of(images.iter().map(IndexEntry::platform_of).collect()).to_bytes()
 }
 
 /// Puts each image's manifest under its tag (an index when the tag has
@@ -823,7 +791,7 @@ fn put_tags(
             }
             (
                 index_of(images),
-                "application/vnd.oci.image.index.v1+json".to_owned(),
+                OCI_INDEX_MEDIA_TYPE.to_owned(),
             )
         };
         let want = if bytes.is_empty() {

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod digest;
+pub mod key_id;
 pub mod layout;
 pub mod manifest;
 pub mod path;
@@ -24,6 +25,7 @@ pub mod validate;
 pub mod version;
 
 pub use digest::{Digest, DigestError};
+pub use key_id::KeyId;
 pub use manifest::{
     Artifact, ArtifactKind, BundledInstaller, CosignKey, Delta, Descriptor, FileEntry, ImageEntry,
     Inventory, Manifest, Part, PartsIndex, Provenance, TrustChange, TrustedKey,

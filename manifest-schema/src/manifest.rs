@@ -142,7 +142,7 @@ pub struct TrustChange {
     /// Key ids (16 hex digits, as minisign prints them) to revoke after a
     /// successful install.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub revoke: Vec<String>,
+    pub revoke: Vec<crate::KeyId>,
 }
 
 impl TrustChange {
@@ -157,7 +157,7 @@ impl TrustChange {
 #[serde(deny_unknown_fields)]
 pub struct TrustedKey {
     /// Key id, 16 hex digits.
-    pub id: String,
+    pub id: crate::KeyId,
     /// The key line of a minisign public key file (base64).
     pub key: String,
 }

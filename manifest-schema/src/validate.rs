@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::layout::{RESERVED, STATE_DIR};
-use crate::{EnvVar, Hooks, ImageRef, Manifest, RelPath, Spec};
+use crate::{EnvVar, Hooks, ImageRef, KeyId, Manifest, RelPath, Spec};
 
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,20 +70,19 @@ pub fn valid_env_key(key: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
-/// True for a minisign key id as it prints: 16 hex digits.
-pub fn valid_key_id(id: &str) -> bool {
-    id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn check_revoke(p: &mut Problems, revoke: &[String]) {
+/// The spec's key ids to revoke, each parsed or a problem naming it.
+fn check_revoke(p: &mut Problems, revoke: &[String]) -> Vec<KeyId> {
+    let mut ids = Vec::new();
     for (i, id) in revoke.iter().enumerate() {
-        if !valid_key_id(id) {
-            p.push(
+        match id.parse::<KeyId>() {
+            Ok(k) => ids.push(k),
+            Err(e) => p.push(
                 format!("trust.revoke[{i}]"),
-                format!("invalid key id {id:?}: expected 16 hex digits, as `installer trust list` prints them"),
-            );
+                format!("{e}, as `installer trust list` prints them"),
+            ),
         }
     }
+    ids
 }
 
 /// Parses an octal mode string like `"0755"`.
@@ -326,7 +325,7 @@ pub fn validate_spec(spec: &Spec) -> Result<Parsed, Vec<Problem>> {
             p.push(format!("trust.add[{i}]"), "empty public key path");
         }
     }
-    check_revoke(&mut p, &spec.trust.revoke);
+    parsed.revoke = check_revoke(&mut p, &spec.trust.revoke);
     if let Some(inst) = &spec.installer {
         if inst.src.is_empty() {
             p.push("installer.src", "empty source path");
@@ -415,12 +414,6 @@ pub fn validate_manifest(m: &Manifest) -> Result<(), Vec<Problem>> {
         }
     }
     for (i, k) in m.trust.add.iter().enumerate() {
-        if !valid_key_id(&k.id) {
-            p.push(
-                format!("trust.add[{i}].id"),
-                format!("invalid key id {:?}: expected 16 hex digits", k.id),
-            );
-        }
         if k.key.is_empty() || k.key.len() > 64 {
             p.push(
                 format!("trust.add[{i}].key"),
@@ -428,7 +421,6 @@ pub fn validate_manifest(m: &Manifest) -> Result<(), Vec<Problem>> {
             );
         }
     }
-    check_revoke(&mut p, &m.trust.revoke);
     if let Some(inst) = &m.installer {
         match m.files.iter().find(|f| f.path == inst.path) {
             _ if inst.path.as_str() != crate::layout::INSTALLER_PATH => p.push(
@@ -477,6 +469,8 @@ pub struct Parsed {
     pub images: Vec<ParsedImage>,
     /// Each file's mode, when the spec gives one.
     pub file_modes: Vec<Option<u32>>,
+    /// The key ids `trust.revoke` names.
+    pub revoke: Vec<KeyId>,
 }
 
 /// One image of the spec, parsed.
@@ -656,11 +650,15 @@ mod tests {
         let mut s = spec();
         s.images[0].name = Some("vendor/app:1.4.2".into());
         s.files[0].mode = Some("0750".into());
+        s.trust.revoke = vec!["0807060504030a0b".into()];
         let p = validate_spec(&s).unwrap();
         assert_eq!(p.images.len(), 1);
         assert_eq!(p.images[0].source.to_string(), s.images[0].reference);
         assert_eq!(p.images[0].name.tagged_name(), "vendor/app:1.4.2");
         assert_eq!(p.file_modes, vec![Some(0o750)]);
+        // Written into the manifest as minisign prints it.
+        assert_eq!(p.revoke, vec![KeyId([0x0b, 0x0a, 3, 4, 5, 6, 7, 8])]);
+        assert_eq!(p.revoke[0].to_string(), "0807060504030A0B");
     }
 
     #[test]
@@ -723,8 +721,6 @@ mod tests {
         "installer.path: \"bin/installer\" is not in the file list")]
     #[case::installer_elsewhere(|m: &mut Manifest| m.installer = Some(crate::BundledInstaller { path: rel("docker-compose.yml"), version: "1.0.0".parse().unwrap() }),
         "installer.path: the bundled installer must be bin/installer, not \"docker-compose.yml\"")]
-    #[case::trust_id(|m: &mut Manifest| m.trust.add.push(crate::TrustedKey { id: "12".into(), key: "RWQ=".into() }),
-        "trust.add[0].id: invalid key id \"12\": expected 16 hex digits")]
     fn manifest_rules(#[case] edit: fn(&mut Manifest), #[case] message: &str) {
         let mut m = manifest();
         edit(&mut m);
@@ -767,6 +763,19 @@ mod tests {
             e,
             "invalid digest \"sha256:xyz\": expected sha256:<64 lowercase hex digits>"
         );
+    }
+
+    #[rstest]
+    #[case::trust_add_id("add", serde_json::json!([{"id": "12", "key": "RWQ="}]))]
+    #[case::trust_revoke("revoke", serde_json::json!(["12"]))]
+    fn manifest_json_rejects_malformed_key_ids(#[case] field: &str, #[case] value: serde_json::Value) {
+        // A key id is parsed with the manifest: no later check can miss it.
+        let mut v = serde_json::to_value(manifest()).unwrap();
+        v["trust"] = serde_json::json!({ field: value });
+        let e = serde_json::from_value::<Manifest>(v)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "invalid key id \"12\": expected 16 hex digits");
     }
 
     #[test]

@@ -351,7 +351,7 @@ pub fn write_oci_archive(w: &mut dyn Write, sd: &StateDir, img: &ImageEntry) -> 
     let index = bundle_format::oci::OciIndex::single(&img.manifest, &name);
     let mut tar = TarWriter::new(w, 0);
     tar.file("oci-layout", layout::OCI_LAYOUT_CONTENT.as_bytes(), 0o644)?;
-    tar.file("index.json", &serde_json::to_vec(&index)?, 0o644)?;
+    tar.file("index.json", &index.to_bytes(), 0o644)?;
     write_blobs(&mut tar, sd, img.blobs())?;
     tar.finish()?;
     Ok(())

@@ -3,6 +3,7 @@
 //! installer writes, and what will run after the install).
 
 use super::*;
+use manifest_schema::KeyId;
 
 pub(crate) fn is_empty_dir(p: &Path) -> bool {
     std::fs::read_dir(p)
@@ -360,10 +361,10 @@ pub(crate) fn check_trust_change(
     revoked: &[PublicKey],
     problems: &mut Vec<String>,
 ) {
-    let mut after: Vec<String> = trusted.iter().map(|k| k.id.to_string()).collect();
+    let mut after: Vec<KeyId> = trusted.iter().map(|k| k.id).collect();
     for (i, a) in t.add.iter().enumerate() {
         match PublicKey::parse(&a.key) {
-            Ok(k) if !k.id.to_string().eq_ignore_ascii_case(&a.id) => problems.push(format!(
+            Ok(k) if k.id != a.id => problems.push(format!(
                 "trust.add[{i}]: the key's id is {}, the manifest says {}; hint: rebuild the bundle",
                 k.id, a.id
             )),
@@ -371,15 +372,16 @@ pub(crate) fn check_trust_change(
                 "trust.add[{i}]: key {} was revoked on this host; a bundle cannot trust it again; hint: `installer trust add` it by hand if that is intended",
                 k.id
             )),
-            Ok(k) => after.push(k.id.to_string()),
+            Ok(k) => after.push(k.id),
             Err(e) => problems.push(format!("trust.add[{i}]: {e}")),
         }
     }
-    after.retain(|id| !t.revoke.iter().any(|r| r.eq_ignore_ascii_case(id)));
+    after.retain(|id| !t.revoke.contains(id));
     if after.is_empty() {
+        let revoked: Vec<String> = t.revoke.iter().map(KeyId::to_string).collect();
         problems.push(format!(
             "trust.revoke ({}) would leave this install with no trusted key; hint: the bundle must also add the vendor's next key",
-            t.revoke.join(", ")
+            revoked.join(", ")
         ));
     }
 }

@@ -59,10 +59,7 @@ pub(crate) fn apply_trust_change(
     }
     for id in &t.revoke {
         let trusted = sd.trusted_keys()?;
-        if let Some(k) = trusted
-            .iter()
-            .find(|k| k.id.to_string().eq_ignore_ascii_case(id))
-        {
+        if let Some(k) = trusted.iter().find(|k| k.id == *id) {
             sd.revoke_key(k)?;
             notes.push(format!(
                 "revoked key {} (as the bundle asks): bundles signed only by it are refused from now on",
