@@ -157,7 +157,8 @@ impl IndexEntry {
 
     /// The same entry, naming the image `name` ([`REF_NAME`]).
     pub fn named(mut self, name: &str) -> Self {
-        self.annotations.insert(REF_NAME.to_owned(), name.to_owned());
+        self.annotations
+            .insert(REF_NAME.to_owned(), name.to_owned());
         self
     }
 }
@@ -214,7 +215,10 @@ mod tests {
             r#""platform":{"architecture":"arm","os":"linux","variant":"v7"},"size":7}],"#,
             r#""mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#
         );
-        assert_eq!(String::from_utf8(OciIndex::of(vec![e]).to_bytes()).unwrap(), want);
+        assert_eq!(
+            String::from_utf8(OciIndex::of(vec![e]).to_bytes()).unwrap(),
+            want
+        );
     }
 
     #[test]

@@ -429,10 +429,7 @@ pub fn layout_files(images: &[ImageEntry]) -> Vec<(String, Vec<u8>)> {
             layout::OCI_LAYOUT.to_owned(),
             layout::OCI_LAYOUT_CONTENT.as_bytes().to_vec(),
         ),
-        (
-            layout::OCI_INDEX.to_owned(),
-            index.to_bytes(),
-        ),
+        (layout::OCI_INDEX.to_owned(), index.to_bytes()),
         (
             layout::DOCKER_MANIFEST.to_owned(),
             serde_json::to_vec(&docker).expect("json"),

@@ -759,14 +759,15 @@ fn trust(action: TrustAction, report: &dyn Report) -> Result<()> {
             report.step(&format!("now trusting key {}", k.id));
         }
         TrustAction::Revoke { key, .. } => {
-            let id = match std::fs::read_to_string(&key) {
-                Ok(text) => PublicKey::parse(&text)
-                    .with_context(|| key.clone())?
-                    .id
-                    .to_string(),
-                Err(_) => key.to_uppercase(),
+            let id: manifest_schema::KeyId = match std::fs::read_to_string(&key) {
+                Ok(text) => PublicKey::parse(&text).with_context(|| key.clone())?.id,
+                Err(e) => key.parse().map_err(|bad| {
+                    anyhow::anyhow!(
+                        "{key}: not a public key file ({e}), nor a key id: {bad}; hint: give the .pub file or the id `installer trust list` prints"
+                    )
+                })?,
             };
-            let Some(k) = trusted.iter().find(|k| k.id.to_string() == id) else {
+            let Some(k) = trusted.iter().find(|k| k.id == id) else {
                 anyhow::bail!(
                     "key {id} is not trusted by {}; hint: `installer trust list --dir {}`",
                     dir.display(),

@@ -28,11 +28,11 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::bundle::{self, BundleError, EntryKind, EntrySink, SignedManifest};
-use bundle_format::oci::{IndexEntry, OciIndex, OCI_INDEX_MEDIA_TYPE};
 use crate::install::{fault_on, Report};
 use crate::minisign::PublicKey;
 use crate::parts::OpenError;
 use crate::registry::{Client, ClientOptions, RegistryError, Site};
+use bundle_format::oci::{IndexEntry, OciIndex, OCI_INDEX_MEDIA_TYPE};
 
 /// Bytes sent per upload request.
 pub const CHUNK: usize = 8 << 20;
@@ -329,12 +329,7 @@ fn update_referrers_tag(
     }
     let bytes = OciIndex::of(listed).to_bytes();
     client
-        .put_manifest(
-            repo,
-            &tag,
-            OCI_INDEX_MEDIA_TYPE,
-            &bytes,
-        )
+        .put_manifest(repo, &tag, OCI_INDEX_MEDIA_TYPE, &bytes)
         .map_err(PushError::Tagging)?;
     done.manifests_pushed += 1;
     Ok(())
@@ -789,10 +784,7 @@ fn put_tags(
                         .map_err(err)?;
                 }
             }
-            (
-                index_of(images),
-                OCI_INDEX_MEDIA_TYPE.to_owned(),
-            )
+            (index_of(images), OCI_INDEX_MEDIA_TYPE.to_owned())
         };
         let want = if bytes.is_empty() {
             images[0].manifest.digest.to_string()

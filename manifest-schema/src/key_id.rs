@@ -73,16 +73,33 @@ mod tests {
         let id = KeyId([1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(id.to_string(), "0807060504030201");
         assert_eq!("0807060504030201".parse::<KeyId>(), Ok(id));
-        assert_eq!("0807060504030a0b".parse::<KeyId>().unwrap().to_string(), "0807060504030A0B");
+        assert_eq!(
+            "0807060504030a0b".parse::<KeyId>().unwrap().to_string(),
+            "0807060504030A0B"
+        );
     }
 
     #[test]
     fn a_malformed_key_id_is_refused_naming_it() {
-        for bad in ["", "12", "nothex0000000000", "+807060504030201", "08070605040302011"] {
+        for bad in [
+            "",
+            "12",
+            "nothex0000000000",
+            "+807060504030201",
+            "08070605040302011",
+        ] {
             let e = bad.parse::<KeyId>().unwrap_err();
-            assert!(e.contains(&format!("{bad:?}")) && e.contains("16 hex digits"), "{e}");
+            assert!(
+                e.contains(&format!("{bad:?}")) && e.contains("16 hex digits"),
+                "{e}"
+            );
         }
-        let e = serde_json::from_str::<KeyId>("\"12\"").unwrap_err().to_string();
-        assert!(e.contains("invalid key id \"12\": expected 16 hex digits"), "{e}");
+        let e = serde_json::from_str::<KeyId>("\"12\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("invalid key id \"12\": expected 16 hex digits"),
+            "{e}"
+        );
     }
 }

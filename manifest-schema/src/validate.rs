@@ -768,7 +768,10 @@ mod tests {
     #[rstest]
     #[case::trust_add_id("add", serde_json::json!([{"id": "12", "key": "RWQ="}]))]
     #[case::trust_revoke("revoke", serde_json::json!(["12"]))]
-    fn manifest_json_rejects_malformed_key_ids(#[case] field: &str, #[case] value: serde_json::Value) {
+    fn manifest_json_rejects_malformed_key_ids(
+        #[case] field: &str,
+        #[case] value: serde_json::Value,
+    ) {
         // A key id is parsed with the manifest: no later check can miss it.
         let mut v = serde_json::to_value(manifest()).unwrap();
         v["trust"] = serde_json::json!({ field: value });
