@@ -15,6 +15,10 @@
 //! 7. [`cosign`]: the images' cosign signatures and attestations, checked
 //!    offline with the vendor's keys.
 //!
+//! The writing side, behind the feature `write` (the bundler's; the
+//! installer builds without it): `encode` (zstd frames on every core, or
+//! gzip) and `minisign::sign`.
+//!
 //! And what both sides do the same way:
 //! 1. [`safefs`]: every write into a directory that someone else may write
 //!    to (the install dir, the state dir, the bundler's output and cache
@@ -33,6 +37,8 @@ pub mod bundle;
 pub mod compose;
 pub mod cosign;
 pub mod dockerconfig;
+#[cfg(feature = "write")]
+pub mod encode;
 pub mod envfile;
 pub mod frames;
 pub mod minisign;

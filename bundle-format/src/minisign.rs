@@ -253,23 +253,38 @@ pub fn prehash(message: &[u8]) -> [u8; 64] {
     Blake2b512::digest(message).into()
 }
 
+/// Signs `message` as minisign does by default: the signature over its
+/// BLAKE2b-512 ([`prehash`]), then the global signature over that
+/// signature and the trusted comment. `id` is `key`'s id (feature `write`).
+#[cfg(any(test, feature = "write"))]
+pub fn sign(
+    key: &ed25519_dalek::SigningKey,
+    id: KeyId,
+    message: &[u8],
+    trusted_comment: &str,
+    untrusted_comment: String,
+) -> Signature {
+    use ed25519_dalek::Signer as _;
+    let signature = key.sign(&prehash(message)).to_bytes();
+    let mut global = signature.to_vec();
+    global.extend_from_slice(trusted_comment.as_bytes());
+    Signature {
+        algorithm: Algorithm::Prehashed,
+        key_id: id,
+        signature,
+        untrusted_comment,
+        trusted_comment: trusted_comment.to_owned(),
+        global_signature: key.sign(&global).to_bytes(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ed25519_dalek::{Signer, SigningKey};
 
     fn sign(sk: &SigningKey, id: KeyId, msg: &[u8], comment: &str) -> Signature {
-        let s = sk.sign(&prehash(msg)).to_bytes();
-        let mut g = s.to_vec();
-        g.extend_from_slice(comment.as_bytes());
-        Signature {
-            algorithm: Algorithm::Prehashed,
-            key_id: id,
-            signature: s,
-            untrusted_comment: "signature".into(),
-            trusted_comment: comment.into(),
-            global_signature: sk.sign(&g).to_bytes(),
-        }
+        super::sign(sk, id, msg, comment, "signature".into())
     }
 
     fn key(seed: u8) -> (SigningKey, PublicKey) {

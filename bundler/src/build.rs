@@ -13,12 +13,13 @@
 //!    as it goes; fsync; rename into place.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bundle_format::bundle::{Compression, EntryKind};
 use bundle_format::cosign::{self, CosignPublicKey, ProvenanceError};
+use bundle_format::encode::{is_precompressed, Encoder, DEFAULT_ZSTD_LEVEL, PRECOMPRESSED_LEVEL};
 use bundle_format::minisign::PublicKey;
 use bundle_format::oci::{IndexEntry, OciIndex};
 use bundle_format::tarfmt::TarWriter;
@@ -30,7 +31,6 @@ use manifest_schema::{
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::frames::FrameEncoder;
 use crate::keys::SecretKey;
 use crate::output::{HashBehind, Hashing, Output, PartWriter, SyncBehind, WrittenPart};
 use crate::progress::Reporter;
@@ -940,93 +940,4 @@ fn finish_parts(
     paths.push(ipath);
     paths.push(spath);
     Ok(paths)
-}
-
-/// zstd level unless `--level` says otherwise.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
-/// zstd level for blobs compressed already (gzip or zstd layers).
-pub const PRECOMPRESSED_LEVEL: i32 = -1;
-
-/// True for a layer media type that is compressed already
-/// (`…tar+gzip`, `…tar.gzip`, `…tar+zstd`).
-pub fn is_precompressed(media_type: &str) -> bool {
-    let m = media_type.to_ascii_lowercase();
-    m.ends_with("gzip") || m.ends_with("zstd")
-}
-
-/// zstd or gzip over a writer.
-pub enum Encoder<W: Write> {
-    /// zstd, as independent frames ([`crate::frames`]).
-    Zstd(FrameEncoder<W>),
-    /// gzip.
-    Gzip(flate2::write::GzEncoder<W>),
-}
-
-impl<W: Write> std::fmt::Debug for Encoder<W> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Encoder::Zstd(_) => "Encoder(zstd)",
-            Encoder::Gzip(_) => "Encoder(gzip)",
-        })
-    }
-}
-
-impl<W: Write> Encoder<W> {
-    /// Starts compressing into `w`.
-    pub fn new(w: W, c: Compression, level: Option<i32>, threads: u32) -> io::Result<Self> {
-        Ok(match c {
-            Compression::Zstd => {
-                let workers = if threads == 0 {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
-                } else {
-                    threads as usize
-                };
-                Encoder::Zstd(FrameEncoder::new(
-                    w,
-                    level.unwrap_or(DEFAULT_ZSTD_LEVEL),
-                    workers,
-                )?)
-            }
-            Compression::Gzip => Encoder::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .write(w, flate2::Compression::new(level.unwrap_or(6) as u32)),
-            ),
-        })
-    }
-
-    /// Changes the zstd level from the next frame on (gzip keeps its
-    /// level). Output stays deterministic: the change happens at the
-    /// same byte whatever the number of workers.
-    pub fn set_level(&mut self, level: i32) -> io::Result<()> {
-        match self {
-            Encoder::Zstd(e) => e.set_level(level),
-            Encoder::Gzip(_) => Ok(()),
-        }
-    }
-
-    /// Ends the stream and returns the writer.
-    pub fn finish(self) -> io::Result<W> {
-        match self {
-            Encoder::Zstd(e) => e.finish(),
-            Encoder::Gzip(e) => e.finish(),
-        }
-    }
-}
-
-impl<W: Write> Write for Encoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Zstd(e) => e.write(buf),
-            Encoder::Gzip(e) => e.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Zstd(e) => e.flush(),
-            Encoder::Gzip(e) => e.flush(),
-        }
-    }
 }

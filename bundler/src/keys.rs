@@ -20,8 +20,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest as _};
-use bundle_format::minisign::{prehash, Algorithm, KeyId, PublicKey, Signature, UNTRUSTED};
-use ed25519_dalek::{Signer, SigningKey};
+use bundle_format::minisign::{KeyId, PublicKey, Signature, UNTRUSTED};
+use ed25519_dalek::SigningKey;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Environment variable read for the secret key's password.
@@ -225,17 +225,13 @@ impl SecretKey {
 
     /// Signs `message` (prehashed, minisign's default) with a trusted comment.
     pub fn sign(&self, message: &[u8], trusted_comment: &str) -> Signature {
-        let sig = self.key.sign(&prehash(message)).to_bytes();
-        let mut global = sig.to_vec();
-        global.extend_from_slice(trusted_comment.as_bytes());
-        Signature {
-            algorithm: Algorithm::Prehashed,
-            key_id: self.id,
-            signature: sig,
-            untrusted_comment: format!("signature from bundler secret key {}", self.id),
-            trusted_comment: trusted_comment.to_owned(),
-            global_signature: self.key.sign(&global).to_bytes(),
-        }
+        bundle_format::minisign::sign(
+            &self.key,
+            self.id,
+            message,
+            trusted_comment,
+            format!("signature from bundler secret key {}", self.id),
+        )
     }
 }
 

@@ -5,7 +5,7 @@
 //! 2. [`registry`] resolves pinned images and pulls their blobs into a
 //!    verified content-addressed cache, over [`http`]'s registry GETs.
 //! 3. [`build`] writes the archive: manifest, signature, files, OCI layout,
-//!    compressed as independent zstd frames by [`frames`].
+//!    compressed as independent zstd frames by `bundle_format::encode`.
 //! 4. [`keys`] makes and reads minisign keys and signs manifests.
 //! 5. [`cli`] and [`run`] tie the commands together for the binary.
 
@@ -14,7 +14,6 @@
 pub mod build;
 pub mod cli;
 pub mod creds;
-pub mod frames;
 pub mod http;
 pub mod keys;
 pub mod output;

@@ -1,4 +1,10 @@
-//! zstd as independent frames, compressed by a pool of workers.
+//! Writing a bundle's compressed stream (feature `write`: the bundler's
+//! side; the installer only reads, through [`crate::frames`]).
+//!
+//! 1. [`Encoder`]: zstd frames or gzip over any writer, at the level a blob
+//!    wants ([`PRECOMPRESSED_LEVEL`] for layers compressed already).
+//! 2. [`FrameEncoder`]: zstd as independent frames, compressed by a pool of
+//!    workers.
 //!
 //! The tar stream is cut into frames of [`ZSTD_FRAME`] bytes (a level change
 //! ends a frame early), each frame is compressed on its own by one of the
@@ -19,7 +25,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use bundle_format::readahead::Pool;
+use crate::bundle::Compression;
+use crate::readahead::Pool;
 use manifest_schema::layout::ZSTD_FRAME;
 use zstd::zstd_safe::{self, CCtx, CParameter};
 
@@ -194,6 +201,95 @@ fn compress(cctx: &mut CCtx<'_>, level: i32, input: &[u8], out: &mut Vec<u8>) ->
         .map_err(z)?;
     cctx.compress2(out, input).map_err(z)?;
     Ok(())
+}
+
+/// zstd level unless `--level` says otherwise.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// zstd level for blobs compressed already (gzip or zstd layers).
+pub const PRECOMPRESSED_LEVEL: i32 = -1;
+
+/// True for a layer media type that is compressed already
+/// (`…tar+gzip`, `…tar.gzip`, `…tar+zstd`).
+pub fn is_precompressed(media_type: &str) -> bool {
+    let m = media_type.to_ascii_lowercase();
+    m.ends_with("gzip") || m.ends_with("zstd")
+}
+
+/// zstd or gzip over a writer.
+pub enum Encoder<W: Write> {
+    /// zstd, as independent frames ([`FrameEncoder`]).
+    Zstd(FrameEncoder<W>),
+    /// gzip.
+    Gzip(flate2::write::GzEncoder<W>),
+}
+
+impl<W: Write> std::fmt::Debug for Encoder<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Encoder::Zstd(_) => "Encoder(zstd)",
+            Encoder::Gzip(_) => "Encoder(gzip)",
+        })
+    }
+}
+
+impl<W: Write> Encoder<W> {
+    /// Starts compressing into `w`.
+    pub fn new(w: W, c: Compression, level: Option<i32>, threads: u32) -> io::Result<Self> {
+        Ok(match c {
+            Compression::Zstd => {
+                let workers = if threads == 0 {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                } else {
+                    threads as usize
+                };
+                Encoder::Zstd(FrameEncoder::new(
+                    w,
+                    level.unwrap_or(DEFAULT_ZSTD_LEVEL),
+                    workers,
+                )?)
+            }
+            Compression::Gzip => Encoder::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .write(w, flate2::Compression::new(level.unwrap_or(6) as u32)),
+            ),
+        })
+    }
+
+    /// Changes the zstd level from the next frame on (gzip keeps its
+    /// level). Output stays deterministic: the change happens at the
+    /// same byte whatever the number of workers.
+    pub fn set_level(&mut self, level: i32) -> io::Result<()> {
+        match self {
+            Encoder::Zstd(e) => e.set_level(level),
+            Encoder::Gzip(_) => Ok(()),
+        }
+    }
+
+    /// Ends the stream and returns the writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Gzip(e) => e.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Zstd(e) => e.write(buf),
+            Encoder::Gzip(e) => e.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Zstd(e) => e.flush(),
+            Encoder::Gzip(e) => e.flush(),
+        }
+    }
 }
 
 #[cfg(test)]
