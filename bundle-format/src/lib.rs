@@ -16,8 +16,10 @@
 //!    offline with the vendor's keys.
 //!
 //! The writing side, behind the feature `write` (the bundler's; the
-//! installer builds without it): `encode` (zstd frames on every core, or
-//! gzip) and `minisign::sign`.
+//! installer builds without it): `writer` (every entry in the one order,
+//! each blob re-hashed as it is written), `encode` (zstd frames on every
+//! core, or gzip), `output` (one file or split parts, hashed as written)
+//! and `minisign::sign`.
 //!
 //! And what both sides do the same way:
 //! 1. [`safefs`]: every write into a directory that someone else may write
@@ -43,10 +45,14 @@ pub mod envfile;
 pub mod frames;
 pub mod minisign;
 pub mod oci;
+#[cfg(feature = "write")]
+pub mod output;
 pub mod parts;
 pub mod readahead;
 pub mod safefs;
 pub mod tarfmt;
+#[cfg(feature = "write")]
+pub mod writer;
 
 /// The size and sha256 of everything `r` reads: the one hashing loop of
 /// files (parts, installed files, the self-updated installer).

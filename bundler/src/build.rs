@@ -13,13 +13,13 @@
 //!    as it goes; fsync; rename into place.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bundle_format::bundle::{Compression, EntryKind};
+use bundle_format::bundle::Compression;
 use bundle_format::cosign::{self, CosignPublicKey, ProvenanceError};
-use bundle_format::encode::{is_precompressed, Encoder, DEFAULT_ZSTD_LEVEL, PRECOMPRESSED_LEVEL};
+use bundle_format::encode::{Encoder, DEFAULT_ZSTD_LEVEL};
 use bundle_format::minisign::PublicKey;
 use bundle_format::oci::{IndexEntry, OciIndex};
 use bundle_format::tarfmt::TarWriter;
@@ -32,10 +32,11 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::keys::SecretKey;
-use crate::output::{HashBehind, Hashing, Output, PartWriter, SyncBehind, WrittenPart};
 use crate::progress::Reporter;
 use crate::registry::{Cache, PullError, PullOptions, Puller};
 use crate::spec::SpecError;
+use bundle_format::output::{Hashing, Output, PartWriter, SyncBehind, WrittenPart};
+use bundle_format::writer::{self, Contents, WriteError};
 
 /// Errors of a build.
 #[derive(Debug, thiserror::Error)]
@@ -704,94 +705,26 @@ fn write(
         Encoder::new(counted, opts.compression, opts.level, opts.threads).map_err(io_err(out))?;
     let mut tar = TarWriter::new(sink, created_unix);
     let e = io_err(out);
-    tar.file(layout::MANIFEST, &manifest_bytes, 0o644)
-        .map_err(&e)?;
-    tar.file(layout::SIGNATURE, signature.to_file().as_bytes(), 0o644)
-        .map_err(&e)?;
-    // Blobs are hashed on a thread of their own, behind the archiving;
-    // their digests are checked once all are written, before the output is
-    // renamed into place (a corrupt cache blob still fails the build).
-    let mut hashes = HashBehind::spawn(1 << 20).map_err(&e)?;
+    let contents = Contents {
+        manifest: &manifest,
+        manifest_bytes: &manifest_bytes,
+        signature: &signature,
+        files: &files,
+        layout: &layout_data,
+    };
     let level = opts.level.unwrap_or(DEFAULT_ZSTD_LEVEL);
-    let mut current_level = level;
-    let mut written_blobs: Vec<&Descriptor> = Vec::new();
-    // The one entry order, which the reader requires too.
-    for (name, kind) in bundle_format::bundle::entry_order(&manifest) {
-        let b = match kind {
-            EntryKind::File(f) => {
-                let data = &files
-                    .iter()
-                    .find(|(e, _)| e.path == f.path)
-                    .expect("the manifest lists the files written")
-                    .1;
-                tar.file(&name, data, f.mode).map_err(&e)?;
-                reporter.advance(f.size);
-                continue;
-            }
-            EntryKind::Layout(f) => {
-                let data = &layout_data
-                    .iter()
-                    .find(|(n, _)| *n == f.path.as_str())
-                    .expect("the manifest lists the layout written")
-                    .1;
-                tar.file(&name, data, f.mode).map_err(&e)?;
-                continue;
-            }
-            EntryKind::Blob(b) | EntryKind::Provenance(b) => b,
-        };
-        written_blobs.push(b);
-        // Already-compressed layers do not shrink: searching them for
-        // matches at the chosen level only costs time.
-        let want = if is_precompressed(&b.media_type) {
-            level.min(PRECOMPRESSED_LEVEL)
-        } else {
-            level
-        };
-        if want != current_level {
-            tar.get_mut().set_level(want).map_err(&e)?;
-            current_level = want;
+    writer::write_entries(&mut tar, &contents, level, &|d| cache.path(d), &|n| {
+        reporter.advance(n)
+    })
+    .map_err(|w| match w {
+        WriteError::Output(source) => e(source),
+        WriteError::Blob { path, source } => BuildError::Io { path, source },
+        WriteError::Mismatch { digest, actual } => {
+            cache.evict(&digest);
+            BuildError::CacheCorrupt { digest, actual }
         }
-        let path = cache.path(&b.digest);
-        let mut f = std::fs::File::open(&path).map_err(io_err(&path))?;
-        tar.header(&name, b.size, 0o644).map_err(&e)?;
-        let mut left = b.size;
-        while left > 0 {
-            let mut buf = hashes.buffer();
-            let want = left.min(buf.len() as u64) as usize;
-            let n = f.read(&mut buf[..want]).map_err(io_err(&path))?;
-            if n == 0 {
-                hashes.end_blob();
-                let actual = hashes.finish().pop().expect("the blob just ended");
-                cache.evict(&b.digest);
-                return Err(BuildError::CacheCorrupt {
-                    digest: b.digest.clone(),
-                    actual,
-                });
-            }
-            tar.data(&buf[..n]).map_err(&e)?;
-            buf.truncate(n);
-            hashes.hash(buf);
-            left -= n as u64;
-            reporter.advance(n as u64);
-        }
-        hashes.end_blob();
-        tar.pad(b.size).map_err(&e)?;
-    }
-    let digests = hashes.finish();
-    if digests.len() != written_blobs.len() {
-        return Err(e(io::Error::other(
-            "the hashing thread stopped before every blob was hashed",
-        )));
-    }
-    for (b, actual) in written_blobs.iter().zip(digests) {
-        if actual != b.digest {
-            cache.evict(&b.digest);
-            return Err(BuildError::CacheCorrupt {
-                digest: b.digest.clone(),
-                actual,
-            });
-        }
-    }
+        WriteError::Missing(what) => BuildError::Option(format!("internal: {what}")),
+    })?;
     let sink = tar.finish().map_err(&e)?;
     let (output, size, digest) = sink.finish().map_err(&e)?.finish();
     let parts = match output {

@@ -16,7 +16,6 @@ pub mod cli;
 pub mod creds;
 pub mod http;
 pub mod keys;
-pub mod output;
 pub mod pin;
 pub mod progress;
 pub mod registry;

@@ -1,6 +1,7 @@
-//! Where the archive bytes go: one file, or parts of at most N bytes for
-//! removable media, each hashed as it is written (the bundle is written
-//! once, never re-read to hash or split it).
+//! Where the archive bytes go (feature `write`): one file, or parts of at
+//! most N bytes for removable media, each hashed as it is written (the
+//! bundle is written once, never re-read to hash or split it); and
+//! [`HashBehind`], which hashes blobs on a thread of its own.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
