@@ -14,10 +14,19 @@
 #   extract      installer install up to "verified" (streamed into staging) |
 #                zstd -d | tar x, then parallel openssl sha256 | seeds: tar xzf + sha256sum -c
 #   load         installer install's image loading | docker load of skopeo docker-archives
+#   install      installer install, the whole of it | the hand-written script's
+#                install: sha256sum -c of skopeo's docker-archives, docker
+#                load of each, docker compose up -d
 #   upgrade      installer install 2.0.0 over 1.0.0 (one image changed) | full install
 #   build-delta  bundler build --have (the same upgrade as a delta bundle), once
 # and peak RSS of every command. Prints a table (median, min, max, MB/s,
 # ratios) and writes it as JSON to $BENCH_OUT (default target/bench-MIB.json).
+#
+# BENCH_ENGINE picks the engine: docker (default; a private dockerd,
+# DOCKERD_VARIANT=20.10, 26 or 26-containerd as scripts/dockerd.sh takes it)
+# or podman (the machine's podman with storage and containers.conf of its
+# own: runc, cgroupfs; podman-compose), with `podman load` as the load
+# baseline.
 #
 # BENCH_ONLY=ours runs only our commands (no baselines and none of their
 # copies of the corpus): the 4x run needs about 50 GB of disk that way
@@ -48,12 +57,30 @@ I=$root/target/x86_64-unknown-linux-musl/release-installer/installer
 F=$root/target/release/fixtures
 
 state=$work/state
+engine=${BENCH_ENGINE:-docker}
+case $engine in
+docker)
+  D() { /usr/bin/docker "$@"; }
+  compose() { /usr/bin/docker compose "$@"; }
+  engine_args=() ;;
+podman)
+  D() { podman "$@"; }
+  compose() { podman-compose "$@"; }
+  engine_args=(--engine podman)
+  export CONTAINERS_CONF=$work/pm/containers.conf CONTAINERS_STORAGE_CONF=$work/pm/storage.conf
+  export PODMAN_IGNORE_CGROUPSV1_WARNING=1 ;;
+*) echo "bench.sh: BENCH_ENGINE must be docker or podman, not '$engine'" >&2; exit 2 ;;
+esac
 cleanup() {
+  for d in "$work"/opt*; do
+    [ -d "$d" ] && (cd "$d" && compose -p bench down >/dev/null 2>&1) || true
+  done
   if [ -d "$state/dk" ]; then
-    for d in "$work"/opt*; do
-      [ -d "$d" ] && (cd "$d" && DOCKER_HOST="unix://$state/dk/docker.sock" /usr/bin/docker compose -p bench down >/dev/null 2>&1) || true
-    done
     scripts/dockerd.sh stop "$state/dk" || true
+  fi
+  if [ "$engine" = podman ] && [ -d "$work/pm" ]; then
+    D rmi -af >/dev/null 2>&1 || true
+    rm -rf "$work/pm"
   fi
   scripts/registry.sh stop "$state/registry" || true
   rm -rf "$state" "$work"/opt* "$work"/x.* "$work"/out.*
@@ -75,9 +102,17 @@ scripts/registry.sh start "$state/registry" "${reg#*:}" >/dev/null
 for t in app-1 app-2 db-1 cache-1; do
   skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$corpus:$t" "docker://$reg/bench/${t%-*}:${t##*-}"
 done
-scripts/dockerd.sh start "$state/dk" >/dev/null
-export DOCKER_HOST=unix://$state/dk/docker.sock INSTALLER_DOCKER=/usr/bin/docker
-D() { /usr/bin/docker "$@"; }
+if [ "$engine" = docker ]; then
+  # Stopped by cleanup, by its pidfile, like the registry.
+  scripts/dockerd.sh start "$state/dk" >/dev/null
+  export DOCKER_HOST=unix://$state/dk/docker.sock INSTALLER_DOCKER=/usr/bin/docker
+else
+  rm -rf "$work/pm"; mkdir -p "$work/pm"
+  printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n[engine]\ncgroup_manager = "cgroupfs"\nruntime = "runc"\n' >"$CONTAINERS_CONF"
+  printf '[storage]\ndriver = "overlay"\ngraphroot = "%s/root"\nrunroot = "%s/run"\n' "$work/pm" "$work/pm" >"$CONTAINERS_STORAGE_CONF"
+fi
+engine_name="$engine $(D version --format '{{.Server.Version}}' 2>/dev/null || D version --format '{{.Version}}')"
+say "engine: $engine_name"
 
 say "vendor side: key, specs, warm cache"
 digest() { python3 -c 'import json,sys; print([m["digest"] for m in json.load(open(sys.argv[1]))["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"]==sys.argv[2]][0])' "$corpus/index.json" "$1"; }
@@ -116,6 +151,7 @@ for t in app-1 db-1 cache-1; do skopeo copy -q --preserve-digests --dest-oci-acc
 for t in app-1 db-1 cache-1; do
   skopeo copy -q "oci:$corpus:$t" "docker-archive:$state/$t.tar:bench/${t%-*}:${t##*-}"
 done
+(cd "$state" && sha256sum app-1.tar db-1.tar cache-1.tar >"$state/archives.sums")
 (cd "$lay" && find . -type f -print0 | sort -z | xargs -0 sha256sum >"$state/SHA256SUMS")
 tar czf "$state/seeds.tgz" -C "$lay" . && cp "$state/SHA256SUMS" "$state/seeds.sums"
 tar cf - -C "$lay" . | zstd -q -3 -T0 -o "$state/best.tar.zst" -f
@@ -165,7 +201,7 @@ hash_tree() { (cd "$1" && find . -type f -print0 | xargs -0 -P2 -n 16 openssl dg
 export -f hash_tree
 engine_reset() {
   for d in "$work"/opt*; do
-    [ -d "$d" ] && (cd "$d" && D compose -p bench down >/dev/null 2>&1) || true
+    [ -d "$d" ] && (cd "$d" && compose -p bench down >/dev/null 2>&1) || true
   done
   rm -rf "$work"/opt*
   D rmi -f $(D images -aq) >/dev/null 2>&1 || true
@@ -176,7 +212,7 @@ installer_run() {
   local tag=$1 bundle=$2 dir=$3; shift 3
   local t0 log=$state/install.log
   t0=$EPOCHREALTIME
-  /usr/bin/time -f '%e %M' -o "$state/time" "$I" install "$bundle" --dir "$dir" --yes "$@" 2>&1 |
+  /usr/bin/time -f '%e %M' -o "$state/time" "$I" install "$bundle" --dir "$dir" --yes "${engine_args[@]}" "$@" 2>&1 |
     while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done >"$log"
   grep -q "installed bench" "$log" || { cat "$log" >&2; die "install failed"; }
   read -r s k <"$state/time"
@@ -234,6 +270,7 @@ i_installer() {
   read -r _ t0 tv tl te s k <<<"$line"
   record extract installer "$(sub "$tv" "$t0")" "$k"
   record load installer "$(sub "$tl" "$tv")" "$k"
+  record install installer "$s" "$k"
   record upgrade full-install-1.0.0 "$s" "$k"
   # The engine's copy of the images is as large as the corpus: drop it
   # before anything else needs the disk.
@@ -254,7 +291,19 @@ i_seeds() {
 i_docker_load() {
   engine_reset
   settle "$state/app-1.tar" "$state/db-1.tar" "$state/cache-1.tar"
-  timed load docker-load-skopeo-archive bash -c "for t in app-1 db-1 cache-1; do /usr/bin/docker load -q -i \"$state/\$t.tar\"; done"
+  timed load "$engine-load-skopeo-archive" bash -c "for t in app-1 db-1 cache-1; do $engine load -q -i \"$state/\$t.tar\"; done"
+  engine_reset
+}
+# The install a `docker save` script does, on its most favourable input (the
+# archives decompressed already): check, load, start.
+i_script() {
+  engine_reset
+  mkdir -p "$work/opt-script"
+  cp "$state/v1/docker-compose.yml" "$work/opt-script/"
+  settle "$state/app-1.tar" "$state/db-1.tar" "$state/cache-1.tar"
+  local up="/usr/bin/docker compose"
+  [ "$engine" = podman ] && up=podman-compose
+  timed install "script-sha256sum+$engine-load+compose-up" bash -c "cd '$state' && sha256sum -c --quiet archives.sums && for t in app-1 db-1 cache-1; do $engine load -q -i \$t.tar; done && cd '$work/opt-script' && $up -p bench up -d"
   engine_reset
 }
 # upgrade: 2.0.0 over 1.0.0 changes one image of three
@@ -262,7 +311,7 @@ u_installer() {
   local line t0 tv tl te s k
   engine_reset
   installer_run setup "$state/v1.bundle" "$work/opt2" --public-key "$state/v.pub" >/dev/null
-  "$I" inventory --dir "$work/opt2" -o "$state/have.json" 2>/dev/null
+  "$I" inventory --dir "$work/opt2" "${engine_args[@]}" -o "$state/have.json" 2>/dev/null
   settle "$state/v2.bundle"
   line=$(installer_run upgrade "$state/v2.bundle" "$work/opt2")
   read -r _ t0 tv tl te s k <<<"$line"
@@ -291,7 +340,7 @@ for run in $(seq 1 "$runs"); do
   rotate "$run" bw_bundler $(base bw_seeds bw_best)
   rotate "$run" bc_bundler $(base bc_skopeo)
   rotate "$run" v_installer $(base v_two_pass)
-  rotate "$run" i_installer $(base i_best i_seeds i_docker_load)
+  rotate "$run" i_installer $(base i_best i_seeds i_docker_load i_script)
   u_installer
 done
 
@@ -300,9 +349,9 @@ timed build-delta bundler "$B" -q build "$state/v2/bundle.yaml" --key "$state/v.
 engine_reset
 
 python3 - "$results" "$ours_only" "$mib" "$out_json" \
-  "$(stat -c %s "$state/v1.bundle")" "$(stat -c %s "$state/v2.bundle")" "$(stat -c %s "$state/v2-delta.bundle")" "$corpus" <<'EOF'
+  "$(stat -c %s "$state/v1.bundle")" "$(stat -c %s "$state/v2.bundle")" "$(stat -c %s "$state/v2-delta.bundle")" "$corpus" "$engine_name ${DOCKERD_VARIANT:-}" <<'EOF'
 import json, statistics, sys, platform, os
-path, ours_only, mib, out, full1, full2, delta, corpus = sys.argv[1:9]
+path, ours_only, mib, out, full1, full2, delta, corpus, engine = sys.argv[1:10]
 def blobs_of(tag):
     idx = json.load(open(f"{corpus}/index.json"))
     d = [m for m in idx["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == tag][0]["digest"]
@@ -316,7 +365,7 @@ rows = {}
 for line in open(path):
     g, c, s, k = line.rstrip("\n").split("\t")
     rows.setdefault((g, c), []).append((float(s), int(k)))
-baseline_of = {"build-warm": None, "build-cold": None, "verify": None, "extract": None, "load": None, "upgrade": None, "build-delta": None}
+baseline_of = {"build-warm": None, "build-cold": None, "verify": None, "extract": None, "load": None, "install": None, "upgrade": None, "build-delta": None}
 table = []
 for (g, c), v in rows.items():
     secs = [x[0] for x in v]
@@ -329,11 +378,11 @@ for g in baseline_of:
         if t["group"] == g and ours and t is not ours[0]:
             t["ratio_ours_vs_this"] = t["median_s"] / ours[0]["median_s"] if ours[0]["median_s"] > 0 else None
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-res = {"corpus_mib": int(mib), "payload_bytes": nbytes, "baselines": ours_only == "0", "machine": {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release()},
+res = {"corpus_mib": int(mib), "engine": engine.strip(), "payload_bytes": nbytes, "baselines": ours_only == "0", "machine": {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release()},
        "bundle_bytes": {"full_1.0.0": int(full1), "full_2.0.0": int(full2), "delta_2.0.0_from_1.0.0": int(delta), "changed_blobs": changed},
        "results": table}
 json.dump(res, open(out, "w"), indent=2)
-print(f"corpus {mib} MiB, payload {nbytes/1e6:.0f} MB, {cpu}, {os.cpu_count()} cores" + (", our commands only" if ours_only == "1" else ""))
+print(f"corpus {mib} MiB, payload {nbytes/1e6:.0f} MB, {engine.strip()}, {cpu}, {os.cpu_count()} cores" + (", our commands only" if ours_only == "1" else ""))
 print(f"{'group':<11} {'contender':<38} {'median s':>9} {'min':>7} {'max':>7} {'MB/s':>7} {'ours x':>7} {'RSS MiB':>8}")
 for t in sorted(table, key=lambda t: (list(baseline_of).index(t["group"]), t["contender"])):
     r = t.get("ratio_ours_vs_this")
