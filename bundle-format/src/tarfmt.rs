@@ -502,11 +502,73 @@ impl<W: Write> TarWriter<W> {
     }
 }
 
+impl<W: Write + io::Seek> TarWriter<W> {
+    /// Writes an entry whose size is known only once `fill` has written
+    /// its data (a layer decompressed on the way): a blank header, the data,
+    /// the padding, then the header written over the blank with the size
+    /// `fill` returns. `path` must fit a ustar header.
+    pub fn entry_sized_after(
+        &mut self,
+        path: &str,
+        mode: u32,
+        fill: impl FnOnce(&mut W) -> io::Result<u64>,
+    ) -> io::Result<u64> {
+        let (prefix, name) = split_ustar(path.as_bytes()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{path}: too long for a header written after its data"),
+            )
+        })?;
+        let start = self.inner.stream_position()?;
+        self.inner.write_all(&[0u8; BLOCK])?;
+        let size = fill(&mut self.inner)?;
+        if self.inner.stream_position()? != start + BLOCK as u64 + size {
+            return Err(io::Error::other(format!(
+                "{path}: the data written is not the {size} bytes said"
+            )));
+        }
+        self.pad(size)?;
+        let end = self.inner.stream_position()?;
+        self.inner.seek(io::SeekFrom::Start(start))?;
+        self.inner
+            .write_all(&header_block(name, prefix, b'0', size, mode, self.mtime))?;
+        self.inner.seek(io::SeekFrom::Start(end))?;
+        Ok(size)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+    #[test]
+    fn an_entry_sized_after_its_data_reads_back_as_written() {
+        let mut w = TarWriter::new(io::Cursor::new(Vec::new()), 7);
+        w.file("a", b"first", 0o644).unwrap();
+        let n = w
+            .entry_sized_after("blobs/sha256/x", 0o644, |f| {
+                f.write_all(&[9u8; 1000])?;
+                Ok(1000)
+            })
+            .unwrap();
+        assert_eq!(n, 1000);
+        w.file("c", b"last", 0o600).unwrap();
+        let bytes = w.finish().unwrap().into_inner();
+        // Byte for byte what a writer told the size first makes.
+        let mut want = TarWriter::new(Vec::new(), 7);
+        want.file("a", b"first", 0o644).unwrap();
+        want.file("blobs/sha256/x", &[9u8; 1000], 0o644).unwrap();
+        want.file("c", b"last", 0o600).unwrap();
+        assert_eq!(bytes, want.finish().unwrap());
+        // A fill that says another size than it wrote is an error.
+        let mut w = TarWriter::new(io::Cursor::new(Vec::new()), 7);
+        let e = w
+            .entry_sized_after("x", 0o644, |f| f.write_all(b"abc").map(|()| 4))
+            .unwrap_err();
+        assert!(e.to_string().contains("not the 4 bytes said"), "{e}");
+    }
 
     fn entries(data: &[u8]) -> Result<Entries, TarError> {
         let mut r = TarReader::new(data);

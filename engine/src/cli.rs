@@ -22,6 +22,9 @@ pub trait Flavor: fmt::Debug + Sync + 'static {
     const SKIPS_PRESENT_LAYERS: bool;
     /// Whether loads of images that share no layer may run at once.
     const CONCURRENT_LOADS: bool;
+    /// Whether `load` is best given a file whose layers are decompressed
+    /// (see [`Engine::loads_plain_files`]).
+    const LOADS_PLAIN_FILES: bool;
     /// The oldest version supported (major, minor).
     const MIN_VERSION: (u64, u64);
     /// The composes to try, in order, for the binary `bin`.
@@ -256,6 +259,14 @@ impl<F: Flavor> Engine for CliEngine<F> {
             .map(|s| s.to_string())
             .unwrap_or_else(|_| "unknown store".into());
         format!("{} {version}, {store}; {}", F::KIND, self.compose)
+    }
+
+    fn loads_plain_files(&self) -> bool {
+        F::LOADS_PLAIN_FILES
+    }
+
+    fn load_file(&self, archive: &Path) -> Result<(), EngineError> {
+        run(self.cmd().arg("load").arg("-i").arg(archive), ENGINE_HINT).map(|_| ())
     }
 
     fn load_lanes(&self) -> usize {

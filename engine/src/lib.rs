@@ -153,6 +153,15 @@ pub trait Engine: fmt::Debug + Sync {
         &self,
         write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
     ) -> Result<(), EngineError>;
+    /// Whether [`Engine::load_file`] of a docker-archive whose layers are
+    /// decompressed beats streaming the registry's compressed layers into
+    /// [`Engine::load`]. Podman's does: its `load` copies what it reads on
+    /// stdin to a file before anything else (podman cmd/podman/images/load.go),
+    /// and c/image's docker-archive source decompresses every compressed
+    /// layer twice, once only to learn its size (docker/internal/tarfile).
+    fn loads_plain_files(&self) -> bool;
+    /// Loads the archive (what [`Store`] says it reads) at `archive`.
+    fn load_file(&self, archive: &Path) -> Result<(), EngineError>;
     /// Tags an image.
     fn tag(&self, id: &str, name: &str) -> Result<(), EngineError>;
     /// Pulls `reference` (`HOST/REPO@DIGEST`: the engine checks the digest).

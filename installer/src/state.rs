@@ -513,6 +513,23 @@ impl StateDir {
         self.fs()?.write(rel, data, mode).map_err(StateError::Fs)
     }
 
+    /// A new file `name` in the staging dir (created exclusively, following
+    /// no link; a stale one of that name is replaced) and its path.
+    pub fn staged_file(&self, name: &str) -> Result<(PathBuf, std::fs::File), StateError> {
+        let rel = Self::rel("staging").join(name);
+        let fs = self.fs()?;
+        fs.remove_file(&rel).map_err(StateError::Fs)?;
+        let f = fs.create_new(&rel, 0o600).map_err(StateError::Fs)?;
+        Ok((self.dir.join(rel), f))
+    }
+
+    /// Removes the staging dir's file `name`, if there.
+    pub fn remove_staged_file(&self, name: &str) -> Result<(), StateError> {
+        self.fs()?
+            .remove_file(&Self::rel("staging").join(name))
+            .map_err(StateError::Fs)
+    }
+
     /// Dir of a kept release.
     pub fn release_dir(&self, v: &Version) -> PathBuf {
         self.root.join("releases").join(v.to_string())

@@ -1,5 +1,6 @@
-//! Images: load what the engine lacks, streaming a docker-archive from the
-//! blob store, and tag what it has.
+//! Images: load what the engine lacks from the blob store (streamed as the
+//! archive its store reads, or, for an engine that does better with one, a
+//! file with the layers decompressed), and tag what it has.
 
 use super::*;
 
@@ -195,6 +196,11 @@ fn load_all(
     plan: &[LoadPlan],
     report: &dyn Report,
 ) -> Result<(), String> {
+    let via = if engine.loads_plain_files() && store == Store::Classic {
+        Via::PlainFile
+    } else {
+        Via::Archive(store)
+    };
     let workers = engine.load_lanes().clamp(1, loads.len().max(1));
     if workers > 1 {
         report.step(&format!(
@@ -229,7 +235,7 @@ fn load_all(
         for _ in 0..workers {
             s.spawn(|| {
                 while let Some(i) = next() {
-                    let r = load_one(sd, engine, store, &loads[i], plan[i].skip, report);
+                    let r = load_one(sd, engine, via, &loads[i], plan[i].skip, report);
                     let mut p = lock();
                     p.done[i] = r.is_ok();
                     p.failed |= r.is_err();
@@ -248,10 +254,20 @@ fn load_all(
     results.into_iter().try_for_each(|(_, r)| r)
 }
 
+/// How loads reach the engine.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// Streamed into its `load` as the archive its store reads.
+    Archive(Store),
+    /// A docker-archive file in the staging dir with the layers
+    /// decompressed ([`Engine::loads_plain_files`]), removed after.
+    PlainFile,
+}
+
 fn load_one(
     sd: &StateDir,
     engine: &dyn Engine,
-    store: Store,
+    via: Via,
     load: &Load,
     skip: usize,
     report: &dyn Report,
@@ -263,12 +279,38 @@ fn load_one(
         img.layers.len() - skip,
         img.layers.len()
     ));
-    engine
-        .load(&mut |w| match store {
-            Store::Classic => write_docker_archive(w, sd, img, skip),
-            Store::Containerd => write_oci_archive(w, sd, img),
-        })
-        .map_err(|e| format!("{}: {}", img.name, bundle_format::error_text(&e)))?;
+    let failed = |e: EngineError| format!("{}: {}", img.name, bundle_format::error_text(&e));
+    match via {
+        Via::Archive(store) => engine
+            .load(&mut |w| match store {
+                Store::Classic => write_docker_archive(w, sd, img, skip),
+                Store::Containerd => write_oci_archive(w, sd, img),
+            })
+            .map_err(failed)?,
+        Via::PlainFile => {
+            let name = format!("load-{}.tar", img.manifest.digest.hex());
+            let loaded = sd
+                .staged_file(&name)
+                .map_err(|e| bundle_format::error_text(&e))
+                .and_then(|(path, f)| {
+                    write_plain_docker_archive(f, sd, img, skip)
+                        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                    engine
+                        .load_file(&path)
+                        .map_err(|e| bundle_format::error_text(&e))
+                })
+                .map_err(|e| format!("{}: {e}", img.name));
+            // One image's decompressed copy at a time, gone once loaded.
+            if let Err(e) = sd.remove_staged_file(&name) {
+                report.warn(&format!(
+                    "{}: its archive stays in the staging dir: {}",
+                    img.name,
+                    bundle_format::error_text(&e)
+                ));
+            }
+            loaded?;
+        }
+    }
     let got = engine
         .image_id(&img.name)
         .map_err(|e| bundle_format::error_text(&e))?;
@@ -337,6 +379,42 @@ pub fn write_docker_archive(
     let blobs = std::iter::once(&img.config).chain(img.layers.iter().skip(skip));
     write_blobs(&mut tar, sd, blobs)?;
     tar.finish()?;
+    Ok(())
+}
+
+/// Writes a docker-archive of one image into `f` (a new file) with its
+/// gzip'd and zstd'd layers decompressed, leaving out the first `skip`
+/// layer files: each layer file then is the layer's diff, which the engine
+/// checks against the config's diff IDs. For an engine whose load does
+/// better with that ([`Engine::loads_plain_files`]).
+pub fn write_plain_docker_archive(
+    f: std::fs::File,
+    sd: &StateDir,
+    img: &ImageEntry,
+    skip: usize,
+) -> io::Result<()> {
+    let manifest = [bundle_format::oci::DockerArchiveImage::of(img)];
+    let mut tar = TarWriter::new(io::BufWriter::with_capacity(1 << 20, f), 0);
+    tar.file("manifest.json", &serde_json::to_vec(&manifest)?, 0o644)?;
+    write_blobs(&mut tar, sd, std::iter::once(&img.config))?;
+    for l in img.layers.iter().skip(skip) {
+        let media = l.media_type.to_ascii_lowercase();
+        if !(media.ends_with("gzip") || media.ends_with("zstd")) {
+            write_blobs(&mut tar, sd, std::iter::once(l))?;
+            continue;
+        }
+        let src = io::BufReader::with_capacity(1 << 20, std::fs::File::open(sd.blob(&l.digest))?);
+        tar.entry_sized_after(&bundle_format::oci::blob_path(&l.digest), 0o644, |w| {
+            if media.ends_with("gzip") {
+                io::copy(&mut flate2::read::MultiGzDecoder::new(src), w)
+            } else {
+                io::copy(&mut zstd::stream::read::Decoder::with_buffer(src)?, w)
+            }
+        })?;
+    }
+    tar.finish()?
+        .into_inner()
+        .map_err(io::IntoInnerError::into_error)?;
     Ok(())
 }
 
@@ -616,6 +694,63 @@ mod tests {
             !e.tags.borrow().contains_key("b/y:1"),
             "b waits on a's base: not loaded after a failed"
         );
+    }
+
+    #[test]
+    fn an_engine_that_loads_plain_files_gets_the_layers_decompressed() {
+        use std::io::Write as _;
+        // One gzip'd layer, one zstd'd, one plain: stored as a registry
+        // serves them, the diff IDs those of the decompressed tars.
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path());
+        let diffs: [&[u8]; 3] = [b"gzip layer", b"zstd layer", b"plain layer"];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(diffs[0]).unwrap();
+        let stored = [
+            gz.finish().unwrap(),
+            zstd::encode_all(diffs[1], 3).unwrap(),
+            diffs[2].to_vec(),
+        ];
+        let mut img = stored_image(&sd, "a/x:1", &["g", "z", "p"]);
+        let media = ["tar+gzip", "tar+zstd", "tar"];
+        for (i, l) in img.layers.iter_mut().enumerate() {
+            let digest = Digest::from_sha256_bytes(&Sha256::digest(&stored[i]).into());
+            std::fs::write(sd.blob(&digest), &stored[i]).unwrap();
+            *l = manifest_schema::Descriptor {
+                media_type: format!("application/vnd.oci.image.layer.v1.{}", media[i]),
+                digest,
+                size: stored[i].len() as u64,
+            };
+        }
+        let mut m = manifest();
+        m.images = vec![img.clone()];
+        std::fs::create_dir_all(sd.staging()).unwrap();
+        let e = FakeEngine {
+            plain_files: true,
+            ..FakeEngine::default()
+        };
+        ensure_images(&sd, &e, &m, &Stderr { quiet: true }).unwrap();
+        let files = e.loaded_files.borrow();
+        assert_eq!(files.len(), 1);
+        assert!(files[0].starts_with(sd.staging()), "{files:?}");
+        assert!(
+            !files[0].exists(),
+            "the decompressed copy is gone once loaded"
+        );
+        assert_eq!(e.tags.borrow()["a/x:1"], img.config.digest.to_string());
+        // What the engine read: each layer file is the layer's diff.
+        let loads = e.loads.borrow();
+        let mut a = tar::Archive::new(&loads[0][..]);
+        let mut got = BTreeMap::new();
+        for entry in a.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            got.insert(entry.path().unwrap().to_string_lossy().into_owned(), data);
+        }
+        for (l, diff) in img.layers.iter().zip(diffs) {
+            assert_eq!(got[&bundle_format::oci::blob_path(&l.digest)], diff);
+        }
     }
 
     #[test]
