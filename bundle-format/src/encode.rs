@@ -211,8 +211,7 @@ pub const PRECOMPRESSED_LEVEL: i32 = -1;
 /// True for a layer media type that is compressed already
 /// (`…tar+gzip`, `…tar.gzip`, `…tar+zstd`).
 pub fn is_precompressed(media_type: &str) -> bool {
-    let m = media_type.to_ascii_lowercase();
-    m.ends_with("gzip") || m.ends_with("zstd")
+    crate::oci::LayerCompression::of(media_type).is_some()
 }
 
 /// zstd or gzip over a writer.

@@ -6,6 +6,29 @@
 use manifest_schema::{Descriptor, Digest, ImageEntry};
 use serde::{Deserialize, Serialize};
 
+/// How a layer blob is compressed, by its media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerCompression {
+    /// `…tar+gzip`, `…tar.gzip` (Docker's).
+    Gzip,
+    /// `…tar+zstd`.
+    Zstd,
+}
+
+impl LayerCompression {
+    /// The compression `media_type` names, if any.
+    pub fn of(media_type: &str) -> Option<Self> {
+        let m = media_type.to_ascii_lowercase();
+        if m.ends_with("gzip") {
+            Some(LayerCompression::Gzip)
+        } else if m.ends_with("zstd") {
+            Some(LayerCompression::Zstd)
+        } else {
+            None
+        }
+    }
+}
+
 /// A blob's path inside an OCI layout or docker-archive.
 pub fn blob_path(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())

@@ -3,6 +3,7 @@
 //! file with the layers decompressed), and tag what it has.
 
 use super::*;
+use bundle_format::oci::LayerCompression;
 
 /// Images of a release: (name, image ID) of each, and the names loaded now.
 pub type Loaded = (Vec<(String, String)>, Vec<String>);
@@ -398,17 +399,17 @@ pub fn write_plain_docker_archive(
     tar.file("manifest.json", &serde_json::to_vec(&manifest)?, 0o644)?;
     write_blobs(&mut tar, sd, std::iter::once(&img.config))?;
     for l in img.layers.iter().skip(skip) {
-        let media = l.media_type.to_ascii_lowercase();
-        if !(media.ends_with("gzip") || media.ends_with("zstd")) {
+        let Some(compression) = LayerCompression::of(&l.media_type) else {
             write_blobs(&mut tar, sd, std::iter::once(l))?;
             continue;
-        }
+        };
         let src = io::BufReader::with_capacity(1 << 20, std::fs::File::open(sd.blob(&l.digest))?);
         tar.entry_sized_after(&bundle_format::oci::blob_path(&l.digest), 0o644, |w| {
-            if media.ends_with("gzip") {
-                io::copy(&mut flate2::read::MultiGzDecoder::new(src), w)
-            } else {
-                io::copy(&mut zstd::stream::read::Decoder::with_buffer(src)?, w)
+            match compression {
+                LayerCompression::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(src), w),
+                LayerCompression::Zstd => {
+                    io::copy(&mut zstd::stream::read::Decoder::with_buffer(src)?, w)
+                }
             }
         })?;
     }
