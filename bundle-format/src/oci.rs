@@ -222,6 +222,35 @@ mod tests {
     }
 
     #[test]
+    fn a_layers_compression_is_read_from_any_spelling_of_its_media_type() {
+        use LayerCompression::*;
+        for (media_type, want) in [
+            ("application/vnd.oci.image.layer.v1.tar+gzip", Some(Gzip)),
+            (
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                Some(Gzip),
+            ),
+            (
+                "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                Some(Gzip),
+            ),
+            ("APPLICATION/VND.OCI.IMAGE.LAYER.V1.TAR+GZIP", Some(Gzip)),
+            ("application/vnd.oci.image.layer.v1.tar+zstd", Some(Zstd)),
+            ("application/vnd.oci.image.layer.v1.Tar+Zstd", Some(Zstd)),
+            ("application/vnd.oci.image.layer.v1.tar", None),
+            ("application/vnd.docker.image.rootfs.diff.tar", None),
+            // Encrypted layers are not ours to decompress.
+            (
+                "application/vnd.oci.image.layer.v1.tar+gzip+encrypted",
+                None,
+            ),
+            ("", None),
+        ] {
+            assert_eq!(LayerCompression::of(media_type), want, "{media_type}");
+        }
+    }
+
+    #[test]
     fn a_layout_index_is_written_as_before_the_type() {
         // The bytes bundles carried when the index was built from untyped
         // JSON (keys sorted): the same spec must still give the same bundle.
