@@ -197,11 +197,12 @@ fn load_all(
     plan: &[LoadPlan],
     report: &dyn Report,
 ) -> Result<(), String> {
-    let via = if engine.loads_plain_files() && store == Store::Classic {
-        Via::PlainFile
-    } else {
-        Via::Archive(store)
-    };
+    if engine.loads_plain_files() && store == Store::Classic {
+        let staging = sd.staging();
+        let free = free_space(&staging)
+            .map_err(|e| format!("cannot measure free space in {}: {e}", staging.display()))?;
+        return load_plain_files(sd, engine, loads, plan, free, report);
+    }
     let workers = engine.load_lanes().clamp(1, loads.len().max(1));
     if workers > 1 {
         report.step(&format!(
@@ -236,7 +237,7 @@ fn load_all(
         for _ in 0..workers {
             s.spawn(|| {
                 while let Some(i) = next() {
-                    let r = load_one(sd, engine, via, &loads[i], plan[i].skip, report);
+                    let r = load_one(sd, engine, store, &loads[i], plan[i].skip, report);
                     let mut p = lock();
                     p.done[i] = r.is_ok();
                     p.failed |= r.is_err();
@@ -255,20 +256,162 @@ fn load_all(
     results.into_iter().try_for_each(|(_, r)| r)
 }
 
-/// How loads reach the engine.
-#[derive(Debug, Clone, Copy)]
-enum Via {
-    /// Streamed into its `load` as the archive its store reads.
-    Archive(Store),
-    /// A docker-archive file in the staging dir with the layers
-    /// decompressed ([`Engine::loads_plain_files`]), removed after.
-    PlainFile,
+/// Room kept free on the staging filesystem beyond a decompressed copy.
+const STAGING_MARGIN: u64 = 16 << 20;
+
+/// Whether the plain-file loads of [`load_plain_files`] may write the next
+/// image's copy while the engine loads the one before (two copies at
+/// once), given `free` bytes on the staging filesystem and each copy's
+/// estimated size ([`plain_archive_size`]; `None`: not known).
+///
+/// Refused (`Err` with the load's index) when a copy known to be larger
+/// than what is free, less a margin, would fill the disk. Two copies at
+/// once only when every size is known and every two consecutive copies
+/// leave at least half of the free space: the engine's own copy and unpack
+/// of the layers often land on the same filesystem.
+pub fn look_ahead(free: u64, sizes: &[Option<u64>]) -> Result<bool, usize> {
+    if let Some(i) = sizes
+        .iter()
+        .position(|s| s.is_some_and(|s| s.saturating_add(STAGING_MARGIN) > free))
+    {
+        return Err(i);
+    }
+    let known: Option<Vec<u64>> = sizes.iter().copied().collect();
+    Ok(known.is_some_and(|k| {
+        k.windows(2)
+            .all(|w| (w[0] + w[1]).saturating_mul(2) <= free)
+    }))
 }
 
+/// Loads `loads` one at a time, in order, each from a docker-archive file
+/// in the staging dir with its layers decompressed
+/// ([`Engine::loads_plain_files`]). When [`look_ahead`] allows, a second
+/// thread writes the next image's file while the engine loads the one
+/// before, so the engine's unpack and the decompression run on different
+/// cores; otherwise it writes the next only once the one before is loaded
+/// and removed. Each file is removed once loaded (or, after a failure,
+/// unused); the first failure is the error and no load starts after it.
+/// In order, every [`LoadPlan::after`] (an earlier load) has loaded first.
+fn load_plain_files(
+    sd: &StateDir,
+    engine: &dyn Engine,
+    loads: &[Load],
+    plan: &[LoadPlan],
+    free: u64,
+    report: &dyn Report,
+) -> Result<(), String> {
+    let sizes: Vec<Option<u64>> = loads
+        .iter()
+        .zip(plan)
+        .map(|(l, p)| plain_archive_size(sd, l.img, p.skip))
+        .collect();
+    let ahead = look_ahead(free, &sizes).map_err(|i| {
+        format!(
+            "{}: not enough free space in {} for the copy with its layers decompressed that {} loads from: about {} bytes needed, {free} free; hint: free space there (the copy is removed once loaded)",
+            loads[i].img.name,
+            sd.staging().display(),
+            engine.kind(),
+            sizes[i].unwrap_or_default() + STAGING_MARGIN,
+        )
+    })?;
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
+    std::thread::scope(|s| {
+        // A rendezvous: the writer hands a file over once the engine is
+        // done with the one before. Without look-ahead it also waits for
+        // that file's removal before it writes the next.
+        let (files, staged) = std::sync::mpsc::sync_channel::<StagedLoad>(0);
+        let (removed, wait_removed) = std::sync::mpsc::channel::<()>();
+        s.spawn(move || {
+            for (i, load) in loads.iter().enumerate() {
+                if i > 0 && !ahead && wait_removed.recv().is_err() {
+                    break;
+                }
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let file = stage_plain_file(sd, load, plan[i].skip);
+                if let Err(std::sync::mpsc::SendError(unsent)) = files.send(file) {
+                    if let Ok(f) = unsent {
+                        remove_staged(sd, load, &f.name, report);
+                    }
+                    break;
+                }
+            }
+        });
+        let result = (|| {
+            for load in loads {
+                let file = staged
+                    .recv()
+                    .map_err(|_| format!("{}: its archive was never written", load.img.name))?
+                    .map_err(|e| format!("{}: {e}", load.img.name))?;
+                report.step(&format!(
+                    "loading {} ({} of {} layers new)",
+                    load.img.name,
+                    load.img.layers.len() - file.skip,
+                    load.img.layers.len()
+                ));
+                let loaded = engine
+                    .load_file(&file.path)
+                    .map_err(|e| format!("{}: {}", load.img.name, bundle_format::error_text(&e)));
+                remove_staged(sd, load, &file.name, report);
+                let _ = removed.send(());
+                loaded?;
+                check_loaded(engine, load)?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        // Dropping the receiver and the sender ends the writer's wait.
+        drop(staged);
+        drop(removed);
+        result
+    })
+}
+
+/// A docker-archive file of one load, in the staging dir.
+struct PlainFile {
+    /// Its name there.
+    name: String,
+    path: PathBuf,
+    /// Bottom layers left out of it.
+    skip: usize,
+}
+
+type StagedLoad = Result<PlainFile, String>;
+
+/// Writes `load`'s docker-archive with its layers decompressed into the
+/// staging dir, leaving out the first `skip` layer files; a file that
+/// could not be written whole is removed.
+fn stage_plain_file(sd: &StateDir, load: &Load, skip: usize) -> StagedLoad {
+    let name = format!("load-{}.tar", load.img.manifest.digest.hex());
+    let (path, f) = sd
+        .staged_file(&name)
+        .map_err(|e| bundle_format::error_text(&e))?;
+    if let Err(e) = write_plain_docker_archive(f, sd, load.img, skip) {
+        let _ = sd.remove_staged_file(&name);
+        return Err(format!("writing {}: {e}", path.display()));
+    }
+    Ok(PlainFile { name, path, skip })
+}
+
+fn remove_staged(sd: &StateDir, load: &Load, name: &str, report: &dyn Report) {
+    if let Err(e) = sd.remove_staged_file(name) {
+        report.warn(&format!(
+            "{}: its archive stays in the staging dir: {}",
+            load.img.name,
+            bundle_format::error_text(&e)
+        ));
+    }
+}
+
+/// Streams `load` into the engine as the archive `store` reads.
 fn load_one(
     sd: &StateDir,
     engine: &dyn Engine,
-    via: Via,
+    store: Store,
     load: &Load,
     skip: usize,
     report: &dyn Report,
@@ -280,38 +423,18 @@ fn load_one(
         img.layers.len() - skip,
         img.layers.len()
     ));
-    let failed = |e: EngineError| format!("{}: {}", img.name, bundle_format::error_text(&e));
-    match via {
-        Via::Archive(store) => engine
-            .load(&mut |w| match store {
-                Store::Classic => write_docker_archive(w, sd, img, skip),
-                Store::Containerd => write_oci_archive(w, sd, img),
-            })
-            .map_err(failed)?,
-        Via::PlainFile => {
-            let name = format!("load-{}.tar", img.manifest.digest.hex());
-            let loaded = sd
-                .staged_file(&name)
-                .map_err(|e| bundle_format::error_text(&e))
-                .and_then(|(path, f)| {
-                    write_plain_docker_archive(f, sd, img, skip)
-                        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-                    engine
-                        .load_file(&path)
-                        .map_err(|e| bundle_format::error_text(&e))
-                })
-                .map_err(|e| format!("{}: {e}", img.name));
-            // One image's decompressed copy at a time, gone once loaded.
-            if let Err(e) = sd.remove_staged_file(&name) {
-                report.warn(&format!(
-                    "{}: its archive stays in the staging dir: {}",
-                    img.name,
-                    bundle_format::error_text(&e)
-                ));
-            }
-            loaded?;
-        }
-    }
+    engine
+        .load(&mut |w| match store {
+            Store::Classic => write_docker_archive(w, sd, img, skip),
+            Store::Containerd => write_oci_archive(w, sd, img),
+        })
+        .map_err(|e| format!("{}: {}", img.name, bundle_format::error_text(&e)))?;
+    check_loaded(engine, load)
+}
+
+/// Checks that the engine gives `load`'s name the image ID expected.
+fn check_loaded(engine: &dyn Engine, load: &Load) -> Result<(), String> {
+    let img = load.img;
     let got = engine
         .image_id(&img.name)
         .map_err(|e| bundle_format::error_text(&e))?;
@@ -417,6 +540,48 @@ pub fn write_plain_docker_archive(
         .into_inner()
         .map_err(io::IntoInnerError::into_error)?;
     Ok(())
+}
+
+/// The size of the file [`write_plain_docker_archive`] writes for `img`
+/// (leaving out `skip` layers), estimated before it is written: each
+/// gzip'd layer's size from its trailer (ISIZE, exact for one gzip member
+/// under 4 GiB; a larger layer counts the least size its trailer allows),
+/// a plain layer's as stored. `None` when a layer's size is not known that
+/// way (zstd frames need not say theirs) or a blob cannot be read.
+pub fn plain_archive_size(sd: &StateDir, img: &ImageEntry, skip: usize) -> Option<u64> {
+    let entry = |size: u64| 512 + size.div_ceil(512) * 512;
+    let mut total = entry(64 << 10) + entry(img.config.size) + 1024;
+    for l in img.layers.iter().skip(skip) {
+        total += entry(match LayerCompression::of(&l.media_type) {
+            None => l.size,
+            Some(LayerCompression::Gzip) => gzip_size(&sd.blob(&l.digest), l.size).ok()?,
+            Some(LayerCompression::Zstd) => return None,
+        });
+    }
+    Some(total)
+}
+
+/// The decompressed size of the gzip file at `path` (`compressed` bytes
+/// long) by its trailer: the smallest size congruent to ISIZE modulo 2^32
+/// and at least half of `compressed` less 64 KiB of gzip header (no
+/// deflate encoder in use doubles its input: stored blocks add 5 bytes per
+/// 64 KiB, fixed Huffman codes at most a bit per byte).
+pub fn gzip_size(path: &Path, compressed: u64) -> io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    if compressed < 18 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: too short for gzip", path.display()),
+        ));
+    }
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(compressed - 4))?;
+    let mut isize = [0u8; 4];
+    f.read_exact(&mut isize)?;
+    let low = u64::from(u32::from_le_bytes(isize));
+    let least = compressed.saturating_sub(64 << 10) / 2;
+    let wraps = least.saturating_sub(low).div_ceil(1 << 32);
+    Ok(low + (wraps << 32))
 }
 
 /// Streams an OCI archive of one image from the blob store (what the
@@ -694,6 +859,187 @@ mod tests {
         assert!(
             !e.tags.borrow().contains_key("b/y:1"),
             "b waits on a's base: not loaded after a failed"
+        );
+    }
+
+    /// The loads `ensure_images` would make of `m` into an empty engine.
+    fn loads_of<'a>(sd: &StateDir, m: &'a Manifest) -> (Vec<Load<'a>>, Vec<LoadPlan>) {
+        let loads: Vec<Load> = m
+            .images
+            .iter()
+            .map(|img| Load {
+                img,
+                id: img.config.digest.to_string(),
+                diff_ids: config_diff_ids(sd, img).unwrap(),
+            })
+            .collect();
+        let shapes: Vec<(&[String], Vec<u64>)> = loads
+            .iter()
+            .map(|l| (l.diff_ids.as_slice(), vec![1; l.diff_ids.len()]))
+            .collect();
+        let plan = plan_loads(&BTreeMap::new(), &shapes, true);
+        (loads, plan)
+    }
+
+    fn staged_loads(sd: &StateDir) -> usize {
+        std::fs::read_dir(sd.staging()).map_or(0, |rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("load-"))
+                .count()
+        })
+    }
+
+    #[test]
+    fn plain_file_loads_write_the_next_archive_while_the_engine_loads_when_two_fit() {
+        let (_d, sd, m) = stored("a/x:1=a1;b/y:1=b1;c/z:1=c1");
+        std::fs::create_dir_all(sd.staging()).unwrap();
+        let (loads, plan) = loads_of(&sd, &m);
+        let e = FakeEngine {
+            plain_files: true,
+            wait_for_next_file: 2,
+            ..FakeEngine::default()
+        };
+        load_plain_files(&sd, &e, &loads, &plan, 1 << 40, &Stderr { quiet: true }).unwrap();
+        assert_eq!(*e.staged_alongside.borrow(), [2, 2, 1]);
+        for img in &m.images {
+            assert_eq!(e.tags.borrow()[&img.name], img.config.digest.to_string());
+        }
+        assert_eq!(staged_loads(&sd), 0, "every copy is removed once loaded");
+    }
+
+    #[test]
+    fn plain_file_loads_go_one_at_a_time_when_two_copies_would_take_over_half_the_space() {
+        // Layers large enough that the margin does not decide.
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path());
+        let mut m = manifest();
+        m.images = ["a/x:1", "b/y:1", "c/z:1"]
+            .iter()
+            .map(|name| stored_image(&sd, name, &[&name.repeat(STAGING_MARGIN as usize / 5)]))
+            .collect();
+        std::fs::create_dir_all(sd.staging()).unwrap();
+        let (loads, plan) = loads_of(&sd, &m);
+        let one = plain_archive_size(&sd, &m.images[0], 0).unwrap();
+        let free = 3 * one;
+        assert_eq!(look_ahead(free, &[Some(one); 3]), Ok(false));
+        let e = FakeEngine {
+            plain_files: true,
+            ..FakeEngine::default()
+        };
+        load_plain_files(&sd, &e, &loads, &plan, free, &Stderr { quiet: true }).unwrap();
+        assert_eq!(*e.staged_alongside.borrow(), [1, 1, 1]);
+        assert_eq!(e.tags.borrow().len(), 3);
+        assert_eq!(staged_loads(&sd), 0);
+    }
+
+    #[test]
+    fn a_plain_file_load_that_would_fill_the_disk_is_refused_before_a_byte_is_written() {
+        let (_d, sd, m) = stored("a/x:1=a1;b/y:1=b1");
+        std::fs::create_dir_all(sd.staging()).unwrap();
+        let (loads, plan) = loads_of(&sd, &m);
+        let e = FakeEngine {
+            plain_files: true,
+            ..FakeEngine::default()
+        };
+        let err =
+            load_plain_files(&sd, &e, &loads, &plan, 4096, &Stderr { quiet: true }).unwrap_err();
+        assert!(err.starts_with("a/x:1: not enough free space in "), "{err}");
+        assert!(err.contains(&sd.staging().display().to_string()), "{err}");
+        assert!(err.contains("4096 free; hint: free space there"), "{err}");
+        assert!(e.loaded_files.borrow().is_empty());
+        assert!(e.tags.borrow().is_empty());
+        assert_eq!(staged_loads(&sd), 0);
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    #[rstest]
+    #[case::roomy(1 << 40, &[Some(100 * MIB), Some(200 * MIB)], Ok(true))]
+    #[case::one_load(1 << 30, &[Some(900 * MIB)], Ok(true))]
+    #[case::pair_over_half(1000 * MIB, &[Some(300 * MIB), Some(300 * MIB)], Ok(false))]
+    #[case::pair_exactly_half(1200 * MIB, &[Some(300 * MIB), Some(300 * MIB)], Ok(true))]
+    #[case::only_consecutive_pairs_count(
+        1000 * MIB,
+        &[Some(400 * MIB), Some(10 * MIB), Some(400 * MIB)],
+        Ok(true)
+    )]
+    #[case::unknown_size_never_looks_ahead(1 << 40, &[Some(MIB), None], Ok(false))]
+    #[case::unknown_size_is_not_refused(MIB, &[None, None], Ok(false))]
+    #[case::first_too_large_named(100 * MIB, &[Some(50 * MIB), Some(99 * MIB)], Err(1))]
+    #[case::margin_counts(100 * MIB, &[Some(100 * MIB - STAGING_MARGIN + 1)], Err(0))]
+    #[case::margin_fits(100 * MIB, &[Some(100 * MIB - STAGING_MARGIN)], Ok(true))]
+    fn the_look_ahead_copy_is_written_only_with_room_for_both(
+        #[case] free: u64,
+        #[case] sizes: &[Option<u64>],
+        #[case] want: Result<bool, usize>,
+    ) {
+        assert_eq!(look_ahead(free, sizes), want);
+    }
+
+    #[test]
+    fn a_gzip_layers_size_is_read_from_its_trailer() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        for data in [
+            b"".to_vec(),
+            b"hello".repeat(100_000),
+            (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect(),
+        ] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&data).unwrap();
+            let gz = gz.finish().unwrap();
+            let p = dir.path().join("l.gz");
+            std::fs::write(&p, &gz).unwrap();
+            assert_eq!(gzip_size(&p, gz.len() as u64).unwrap(), data.len() as u64);
+        }
+        // Over 4 GiB the trailer keeps the size modulo 2^32: the least size
+        // deflate could have made the compressed bytes of counts, here at
+        // least 2.5 GiB (a sparse file stands in for 5 GiB of layer).
+        let p = dir.path().join("big.gz");
+        let f = std::fs::File::create(&p).unwrap();
+        let compressed = 5u64 << 30;
+        f.set_len(compressed - 4).unwrap();
+        drop(f);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(&100u32.to_le_bytes()).unwrap();
+        assert_eq!(gzip_size(&p, compressed).unwrap(), (1u64 << 32) + 100);
+        let short = dir.path().join("short.gz");
+        std::fs::write(&short, b"\x1f\x8b").unwrap();
+        let err = gzip_size(&short, 2).unwrap_err().to_string();
+        assert!(err.contains("short.gz: too short for gzip"), "{err}");
+    }
+
+    #[test]
+    fn a_plain_archives_size_is_estimated_from_above_and_closely() {
+        use std::io::Write as _;
+        let (_d, sd, m) = stored("a/x:1=a1,a2");
+        let mut img = m.images[0].clone();
+        let diff = b"layer bytes ".repeat(50_000);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&diff).unwrap();
+        let gz = gz.finish().unwrap();
+        let digest = Digest::from_sha256_bytes(&Sha256::digest(&gz).into());
+        std::fs::write(sd.blob(&digest), &gz).unwrap();
+        img.layers[1] = manifest_schema::Descriptor {
+            media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
+            digest,
+            size: gz.len() as u64,
+        };
+        let out = sd.dir.join("plain.tar");
+        write_plain_docker_archive(std::fs::File::create(&out).unwrap(), &sd, &img, 0).unwrap();
+        let written = std::fs::metadata(&out).unwrap().len();
+        let estimate = plain_archive_size(&sd, &img, 0).unwrap();
+        assert!(written >= diff.len() as u64);
+        assert!(
+            (written..written + (66 << 10)).contains(&estimate),
+            "{estimate} for {written}"
+        );
+        img.layers[1].media_type = "application/vnd.oci.image.layer.v1.tar+zstd".into();
+        assert_eq!(plain_archive_size(&sd, &img, 0), None);
+        assert_eq!(
+            plain_archive_size(&sd, &img, 2),
+            Some(estimate - 512 - (diff.len() as u64).div_ceil(512) * 512 - 1024),
+            "a layer left out is not counted"
         );
     }
 
