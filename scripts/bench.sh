@@ -31,6 +31,11 @@
 # BENCH_ONLY=ours runs only our commands (no baselines and none of their
 # copies of the corpus): the 4x run needs about 50 GB of disk that way
 # instead of about 100 GB.
+#
+# BENCH_GROUPS lists the groups to run (default: all of them), e.g.
+# BENCH_GROUPS="load install" for the engine's part alone; the full install
+# that gives the extract, load and install rows runs when any of them is
+# asked for, and build-delta runs with upgrade.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -42,6 +47,13 @@ case ${BENCH_ONLY:-all} in
   ours) ours_only=1 ;;
   *) echo "bench.sh: BENCH_ONLY must be 'all' or 'ours', not '$BENCH_ONLY'" >&2; exit 2 ;;
 esac
+groups=" ${BENCH_GROUPS:-build-warm build-cold verify extract load install upgrade} "
+for g in $groups; do
+  case $g in
+  build-warm | build-cold | verify | extract | load | install | upgrade) ;;
+  *) echo "bench.sh: unknown group '$g' in BENCH_GROUPS (build-warm build-cold verify extract load install upgrade)" >&2; exit 2 ;;
+  esac
+done
 root=$PWD
 out_json=${BENCH_OUT:-$root/target/bench-$mib.json}
 work=${BENCH_DIR:-/tmp/bench}
@@ -146,16 +158,18 @@ build "$state/v2" "$state/v2.bundle"
 
 # The baselines' input: the same three images as an OCI layout on disk.
 lay=$state/layout
-if ((!ours_only)); then
+if ((!ours_only)) && { [[ $groups == *" build-warm "* ]] || [[ $groups == *" verify "* ]] || [[ $groups == *" extract "* ]]; }; then
 for t in app-1 db-1 cache-1; do skopeo copy -q --preserve-digests --dest-oci-accept-uncompressed-layers "oci:$corpus:$t" "oci:$lay:$t"; done
-for t in app-1 db-1 cache-1; do
-  skopeo copy -q "oci:$corpus:$t" "docker-archive:$state/$t.tar:bench/${t%-*}:${t##*-}"
-done
-(cd "$state" && sha256sum app-1.tar db-1.tar cache-1.tar >"$state/archives.sums")
 (cd "$lay" && find . -type f -print0 | sort -z | xargs -0 sha256sum >"$state/SHA256SUMS")
 tar czf "$state/seeds.tgz" -C "$lay" . && cp "$state/SHA256SUMS" "$state/seeds.sums"
 tar cf - -C "$lay" . | zstd -q -3 -T0 -o "$state/best.tar.zst" -f
 cp "$state/SHA256SUMS" "$state/best.sums"
+fi
+if ((!ours_only)) && { [[ $groups == *" load "* ]] || [[ $groups == *" install "* ]]; }; then
+for t in app-1 db-1 cache-1; do
+  skopeo copy -q "oci:$corpus:$t" "docker-archive:$state/$t.tar:bench/${t%-*}:${t##*-}"
+done
+(cd "$state" && sha256sum app-1.tar db-1.tar cache-1.tar >"$state/archives.sums")
 fi
 
 results=$state/results.tsv
@@ -334,22 +348,34 @@ rotate() {
 
 # base F...: the baselines' contenders, none with BENCH_ONLY=ours.
 base() { ((ours_only)) || echo "$@"; }
+# want GROUP...: whether any of the groups was asked for.
+want() { local g; for g; do [[ $groups == *" $g "* ]] && return 0; done; return 1; }
+# only GROUP F...: F... when GROUP was asked for.
+only() { want "$1" && echo "${@:2}"; true; }
+installs="$(only extract i_installer)"
+[ -z "$installs" ] && installs=$(only load i_installer)
+[ -z "$installs" ] && installs=$(only install i_installer)
 
 for run in $(seq 1 "$runs"); do
   say "run $run of $runs"
-  rotate "$run" bw_bundler $(base bw_seeds bw_best)
-  rotate "$run" bc_bundler $(base bc_skopeo)
-  rotate "$run" v_installer $(base v_two_pass)
-  rotate "$run" i_installer $(base i_best i_seeds i_docker_load i_script)
-  u_installer
+  want build-warm && rotate "$run" bw_bundler $(base bw_seeds bw_best)
+  want build-cold && rotate "$run" bc_bundler $(base bc_skopeo)
+  want verify && rotate "$run" v_installer $(base v_two_pass)
+  set -- $installs $(base $(only extract i_best i_seeds) $(only load i_docker_load) $(only install i_script))
+  (($#)) && rotate "$run" "$@"
+  want upgrade && u_installer
 done
 
-# The delta for the same upgrade, from what 1.0.0 had installed.
-timed build-delta bundler "$B" -q build "$state/v2/bundle.yaml" --key "$state/v.key" -o "$state/v2-delta.bundle" --insecure-registry "$reg" --have "$state/have.json"
+delta_bytes=0
+if want upgrade; then
+  # The delta for the same upgrade, from what 1.0.0 had installed.
+  timed build-delta bundler "$B" -q build "$state/v2/bundle.yaml" --key "$state/v.key" -o "$state/v2-delta.bundle" --insecure-registry "$reg" --have "$state/have.json"
+  delta_bytes=$(stat -c %s "$state/v2-delta.bundle")
+fi
 engine_reset
 
 python3 - "$results" "$ours_only" "$mib" "$out_json" \
-  "$(stat -c %s "$state/v1.bundle")" "$(stat -c %s "$state/v2.bundle")" "$(stat -c %s "$state/v2-delta.bundle")" "$corpus" "$engine_name ${DOCKERD_VARIANT:-}" <<'EOF'
+  "$(stat -c %s "$state/v1.bundle")" "$(stat -c %s "$state/v2.bundle")" "$delta_bytes" "$corpus" "$engine_name ${DOCKERD_VARIANT:-}" <<'EOF'
 import json, statistics, sys, platform, os
 path, ours_only, mib, out, full1, full2, delta, corpus, engine = sys.argv[1:10]
 def blobs_of(tag):
@@ -387,6 +413,7 @@ print(f"{'group':<11} {'contender':<38} {'median s':>9} {'min':>7} {'max':>7} {'
 for t in sorted(table, key=lambda t: (list(baseline_of).index(t["group"]), t["contender"])):
     r = t.get("ratio_ours_vs_this")
     print(f"{t['group']:<11} {t['contender']:<38} {t['median_s']:>9.2f} {t['min_s']:>7.2f} {t['max_s']:>7.2f} {('%.0f' % t['mb_per_s']) if t['mb_per_s'] else '':>7} {('%.2f' % r) if r else '':>7} {t['peak_rss_mib']:>8.1f}")
-print(f"bundles: full 1.0.0 {int(full1)/1e6:.1f} MB, full 2.0.0 {int(full2)/1e6:.1f} MB, delta 2.0.0 from 1.0.0 {int(delta)/1e6:.1f} MB = {int(delta)/changed:.4f} x the changed blobs ({changed/1e6:.1f} MB)")
+if int(delta):
+    print(f"bundles: full 1.0.0 {int(full1)/1e6:.1f} MB, full 2.0.0 {int(full2)/1e6:.1f} MB, delta 2.0.0 from 1.0.0 {int(delta)/1e6:.1f} MB = {int(delta)/changed:.4f} x the changed blobs ({changed/1e6:.1f} MB)")
 print(f"wrote {out}")
 EOF
