@@ -490,7 +490,10 @@ pub(crate) fn config_diff_ids(sd: &StateDir, img: &ImageEntry) -> Result<Vec<Str
 
 /// Streams a docker-archive of one image from the blob store (what the
 /// classic store loads), leaving out the first `skip` layer files (the
-/// engine has those layers).
+/// engine has those layers). Layers go as stored, but for zstd'd ones,
+/// which go decompressed: the format carries plain or gzip'd layer tars
+/// (`docker save` writes plain ones, skopeo refuses to write zstd into
+/// one), and Docker before 23.0 reads no zstd at all.
 pub fn write_docker_archive(
     w: &mut dyn Write,
     sd: &StateDir,
@@ -500,10 +503,53 @@ pub fn write_docker_archive(
     let manifest = [bundle_format::oci::DockerArchiveImage::of(img)];
     let mut tar = TarWriter::new(w, 0);
     tar.file("manifest.json", &serde_json::to_vec(&manifest)?, 0o644)?;
-    let blobs = std::iter::once(&img.config).chain(img.layers.iter().skip(skip));
-    write_blobs(&mut tar, sd, blobs)?;
+    write_blobs(&mut tar, sd, std::iter::once(&img.config))?;
+    for l in img.layers.iter().skip(skip) {
+        match LayerCompression::of(&l.media_type) {
+            Some(LayerCompression::Zstd) => write_zstd_decompressed(&mut tar, sd, l)?,
+            _ => write_blobs(&mut tar, sd, std::iter::once(l))?,
+        }
+    }
     tar.finish()?;
     Ok(())
+}
+
+/// Writes the zstd'd layer `l` decompressed, as `blobs/sha256/<hex>`,
+/// without a copy on disk: its size is counted in a first pass, since the
+/// tar header comes first and a zstd frame need not say its size (a
+/// streaming encoder leaves it out).
+fn write_zstd_decompressed<W: Write>(
+    tar: &mut TarWriter<W>,
+    sd: &StateDir,
+    l: &manifest_schema::Descriptor,
+) -> io::Result<()> {
+    let open = || zstd::stream::read::Decoder::new(std::fs::File::open(sd.blob(&l.digest))?);
+    let size = io::copy(&mut open()?, &mut io::sink())?;
+    tar.header(&bundle_format::oci::blob_path(&l.digest), size, 0o644)?;
+    let mut src = open()?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut written = 0u64;
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+        if written > size {
+            break;
+        }
+        tar.data(&buf[..n])?;
+    }
+    if written != size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "layer {} decompressed to {size} bytes, then to {written}: the blob changed while it was read",
+                l.digest
+            ),
+        ));
+    }
+    tar.pad(size)
 }
 
 /// Writes a docker-archive of one image into `f` (a new file) with its
@@ -1043,22 +1089,29 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_engine_that_loads_plain_files_gets_the_layers_decompressed() {
+    /// One gzip'd layer, one zstd'd (two frames, as a streaming encoder may
+    /// write, neither saying its size), one plain: stored as a registry
+    /// serves them, the diff IDs those of the decompressed tars. Returns
+    /// the manifest with that one image, each layer's diff and its bytes
+    /// as stored.
+    fn three_compressions(sd: &StateDir) -> (Manifest, [Vec<u8>; 3], [Vec<u8>; 3]) {
         use std::io::Write as _;
-        // One gzip'd layer, one zstd'd, one plain: stored as a registry
-        // serves them, the diff IDs those of the decompressed tars.
-        let dir = tempfile::tempdir().unwrap();
-        let sd = StateDir::new(dir.path());
-        let diffs: [&[u8]; 3] = [b"gzip layer", b"zstd layer", b"plain layer"];
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(diffs[0]).unwrap();
-        let stored = [
-            gz.finish().unwrap(),
-            zstd::encode_all(diffs[1], 3).unwrap(),
-            diffs[2].to_vec(),
+        let diffs = [
+            b"gzip layer".to_vec(),
+            b"zstd layer ".repeat(30_000),
+            b"plain layer".to_vec(),
         ];
-        let mut img = stored_image(&sd, "a/x:1", &["g", "z", "p"]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&diffs[0]).unwrap();
+        let mut zst = Vec::new();
+        for half in diffs[1].chunks(diffs[1].len() / 2 + 1) {
+            let mut z = zstd::Encoder::new(Vec::new(), 3).unwrap();
+            z.include_contentsize(false).unwrap();
+            z.write_all(half).unwrap();
+            zst.extend(z.finish().unwrap());
+        }
+        let stored = [gz.finish().unwrap(), zst, diffs[2].clone()];
+        let mut img = stored_image(sd, "a/x:1", &["g", "z", "p"]);
         let media = ["tar+gzip", "tar+zstd", "tar"];
         for (i, l) in img.layers.iter_mut().enumerate() {
             let digest = Digest::from_sha256_bytes(&Sha256::digest(&stored[i]).into());
@@ -1070,7 +1123,29 @@ mod tests {
             };
         }
         let mut m = manifest();
-        m.images = vec![img.clone()];
+        m.images = vec![img];
+        (m, diffs, stored)
+    }
+
+    /// Each file of a tar, by path.
+    fn tar_files(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
+        let mut a = tar::Archive::new(bytes);
+        let mut got = BTreeMap::new();
+        for entry in a.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            got.insert(entry.path().unwrap().to_string_lossy().into_owned(), data);
+        }
+        got
+    }
+
+    #[test]
+    fn an_engine_that_loads_plain_files_gets_the_layers_decompressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path());
+        let (m, diffs, _) = three_compressions(&sd);
+        let img = &m.images[0];
         std::fs::create_dir_all(sd.staging()).unwrap();
         let e = FakeEngine {
             plain_files: true,
@@ -1086,18 +1161,36 @@ mod tests {
         );
         assert_eq!(e.tags.borrow()["a/x:1"], img.config.digest.to_string());
         // What the engine read: each layer file is the layer's diff.
-        let loads = e.loads.borrow();
-        let mut a = tar::Archive::new(&loads[0][..]);
-        let mut got = BTreeMap::new();
-        for entry in a.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let mut data = Vec::new();
-            entry.read_to_end(&mut data).unwrap();
-            got.insert(entry.path().unwrap().to_string_lossy().into_owned(), data);
+        let got = tar_files(&e.loads.borrow()[0]);
+        for (l, diff) in img.layers.iter().zip(&diffs) {
+            assert_eq!(&got[&bundle_format::oci::blob_path(&l.digest)], diff);
         }
-        for (l, diff) in img.layers.iter().zip(diffs) {
-            assert_eq!(got[&bundle_format::oci::blob_path(&l.digest)], diff);
-        }
+    }
+
+    #[test]
+    fn a_streamed_docker_archive_carries_zstd_layers_decompressed_and_the_rest_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path());
+        let (m, diffs, stored) = three_compressions(&sd);
+        let img = &m.images[0];
+        let e = FakeEngine::default();
+        ensure_images(&sd, &e, &m, &Stderr { quiet: true }).unwrap();
+        assert_eq!(e.tags.borrow()["a/x:1"], img.config.digest.to_string());
+        let got = tar_files(&e.loads.borrow()[0]);
+        let layer = |i: usize| &got[&bundle_format::oci::blob_path(&img.layers[i].digest)];
+        assert_eq!(layer(0), &stored[0], "gzip'd, as the registry served it");
+        assert_eq!(layer(1), &diffs[1], "zstd'd: Docker 20.10 reads no zstd");
+        assert_eq!(layer(2), &stored[2]);
+        // Leaving the engine's bottom layers out leaves out their files.
+        let mut out = Vec::new();
+        write_docker_archive(&mut out, &sd, img, 2).unwrap();
+        let got = tar_files(&out);
+        assert_eq!(got.len(), 3, "manifest, config, the top layer");
+        // A zstd blob that no longer decompresses is an error, not a
+        // short entry.
+        std::fs::write(sd.blob(&img.layers[1].digest), b"not zstd").unwrap();
+        let err = write_docker_archive(&mut Vec::new(), &sd, img, 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Other, "{err}");
     }
 
     #[test]
