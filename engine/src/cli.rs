@@ -27,6 +27,8 @@ pub trait Flavor: fmt::Debug + Sync + 'static {
     const LOADS_PLAIN_FILES: bool;
     /// The oldest version supported (major, minor).
     const MIN_VERSION: (u64, u64);
+    /// The first version whose pulls read zstd layers (major, minor).
+    const ZSTD_PULLS_SINCE: (u64, u64);
     /// The composes to try, in order, for the binary `bin`.
     fn composes(bin: &str) -> Vec<String>;
     /// Where the engine keeps images.
@@ -112,6 +114,15 @@ impl<F: Flavor> CliEngine<F> {
     pub fn cmd(&self) -> Command {
         Command::new(&self.bin)
     }
+
+    /// The daemon's version, as its `info` reports it.
+    fn version(&self) -> Result<String, EngineError> {
+        let out = run(
+            self.cmd().args(["info", "--format", F::INFO_FORMAT]),
+            ENGINE_HINT,
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
 }
 
 const ENGINE_HINT: &str =
@@ -123,15 +134,12 @@ impl<F: Flavor> Engine for CliEngine<F> {
     }
 
     fn info(&self) -> Result<(), EngineError> {
-        let out = run(
-            self.cmd().args(["info", "--format", F::INFO_FORMAT]),
-            ENGINE_HINT,
-        )?;
-        super::check_version(
-            F::KIND,
-            &String::from_utf8_lossy(&out.stdout),
-            F::MIN_VERSION,
-        )
+        super::check_version(F::KIND, &self.version()?, F::MIN_VERSION)
+    }
+
+    fn pulls_zstd(&self) -> Result<bool, EngineError> {
+        // A version info() accepted but this cannot read is taken as new.
+        Ok(super::version_at_least(&self.version()?, F::ZSTD_PULLS_SINCE).unwrap_or(true))
     }
 
     fn image_id(&self, name: &str) -> Result<Option<String>, EngineError> {
@@ -248,12 +256,7 @@ impl<F: Flavor> Engine for CliEngine<F> {
     }
 
     fn describe(&self) -> String {
-        let version = run(
-            self.cmd().args(["info", "--format", F::INFO_FORMAT]),
-            ENGINE_HINT,
-        )
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|_| "(not answering)".into());
+        let version = self.version().unwrap_or_else(|_| "(not answering)".into());
         let store = self
             .store()
             .map(|s| s.to_string())

@@ -168,6 +168,11 @@ pub trait Engine: fmt::Debug + Sync {
     fn pull(&self, reference: &str) -> Result<(), EngineError>;
     /// Whether `load` may omit layer files the engine already has.
     fn skips_present_layers(&self) -> bool;
+    /// Whether its pulls read zstd-compressed layers. Docker's do from 23.0
+    /// (moby#41759; 20.10 fails with `archive/tar: invalid tar header`),
+    /// podman's always have (c/image). Loads need not: the docker-archives
+    /// the installer writes carry zstd layers decompressed.
+    fn pulls_zstd(&self) -> Result<bool, EngineError>;
     /// How many loads may run at once (of images that share no layer).
     fn load_lanes(&self) -> usize;
     /// Runs compose with `args` for a project.
@@ -186,6 +191,17 @@ pub trait Engine: fmt::Debug + Sync {
     fn compose_name(&self) -> String;
 }
 
+/// Whether `reported` (a daemon's version, e.g. `26.1.5+dfsg1`) is at least
+/// `min` (major, minor); `None` when it does not start with major.minor.
+pub fn version_at_least(reported: &str, min: (u64, u64)) -> Option<bool> {
+    let mut parts = reported
+        .trim()
+        .trim_start_matches('v')
+        .split(|c: char| !c.is_ascii_digit());
+    let mut number = || parts.next().and_then(|x| x.parse::<u64>().ok());
+    Some((number()?, number()?) >= min)
+}
+
 /// Whether `reported` (the daemon's version, e.g. `26.1.5+dfsg1`) is at
 /// least `min` (major, minor) for the engine `kind`.
 pub fn check_version(
@@ -193,21 +209,16 @@ pub fn check_version(
     reported: &str,
     min: (u64, u64),
 ) -> Result<(), EngineError> {
-    let mut parts = reported
-        .trim()
-        .trim_start_matches('v')
-        .split(|c: char| !c.is_ascii_digit());
-    let number = |p: Option<&str>| p.and_then(|x| x.parse::<u64>().ok());
     let fail = |why| EngineError::Unsupported {
         kind,
         version: reported.trim().to_owned(),
         why,
         min: format!("{}.{}", min.0, min.1),
     };
-    match (number(parts.next()), number(parts.next())) {
-        (Some(major), Some(minor)) if (major, minor) >= min => Ok(()),
-        (Some(_), Some(_)) => Err(fail("older than that")),
-        _ => Err(fail("a version it does not recognise")),
+    match version_at_least(reported, min) {
+        Some(true) => Ok(()),
+        Some(false) => Err(fail("older than that")),
+        None => Err(fail("a version it does not recognise")),
     }
 }
 
@@ -240,6 +251,18 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("a version it does not recognise"));
+    }
+
+    #[test]
+    fn versions_compare_by_major_then_minor() {
+        assert_eq!(version_at_least("23.0.0", (23, 0)), Some(true));
+        assert_eq!(version_at_least("v26.1.5+dfsg1\n", (23, 0)), Some(true));
+        assert_eq!(version_at_least("20.10.24+dfsg1", (23, 0)), Some(false));
+        assert_eq!(version_at_least("22.06.0-beta.0", (23, 0)), Some(false));
+        assert_eq!(version_at_least("4.3.1", (0, 0)), Some(true));
+        assert_eq!(version_at_least("100.1", (23, 0)), Some(true));
+        assert_eq!(version_at_least("23", (23, 0)), None);
+        assert_eq!(version_at_least("dev", (23, 0)), None);
     }
 
     #[test]

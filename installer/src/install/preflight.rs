@@ -458,11 +458,16 @@ fn host_problems(
     let mut problems = Vec::new();
     match engine {
         Err(e) => problems.push(e.to_string()),
-        Ok(e) => {
-            if let Err(err) = e.info() {
-                problems.push(err.to_string());
-            }
-        }
+        Ok(e) => match e.info() {
+            Err(err) => problems.push(err.to_string()),
+            // From a site registry the engine pulls the layers as they are.
+            Ok(()) if plan.opts.registry.is_some() => match e.pulls_zstd() {
+                Ok(true) => {}
+                Ok(false) => problems.extend(zstd_pulls_refused(m, e.kind())),
+                Err(err) => problems.push(err.to_string()),
+            },
+            Ok(()) => {}
+        },
     }
     let (os, arch) = host_platform();
     if !m
@@ -490,6 +495,33 @@ fn host_problems(
         Err(e) => problems.push(format!("cannot measure free space in {dir}: {e}")),
     }
     problems
+}
+
+/// For an engine whose pulls read no zstd layers: each image of this host's
+/// platform that has some, named with a way out.
+pub(crate) fn zstd_pulls_refused(m: &Manifest, kind: &str) -> Vec<String> {
+    let (os, arch) = host_platform();
+    m.images
+        .iter()
+        .filter(|i| i.platform.os == os && i.platform.arch == arch)
+        .filter_map(|i| {
+            let zstd = i
+                .layers
+                .iter()
+                .filter(|l| {
+                    bundle_format::oci::LayerCompression::of(&l.media_type)
+                        == Some(bundle_format::oci::LayerCompression::Zstd)
+                })
+                .count();
+            (zstd > 0).then(|| {
+                format!(
+                    "{}: {zstd} of its {} layers are zstd-compressed, and this {kind} cannot pull zstd layers (Docker can from 23.0); hint: install from the whole bundle without --registry (the installer decompresses them for this engine), or upgrade the engine",
+                    i.name,
+                    i.layers.len()
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -561,5 +593,70 @@ mod tests {
             "{problems:#?}"
         );
         assert_eq!(problems.len(), 5, "{problems:#?}");
+    }
+
+    /// A plan for an empty dir, with `registry` as its image source.
+    fn plan_with(t: &Path, registry: Option<&str>) -> Plan {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let pk = crate::minisign::PublicKey {
+            id: crate::minisign::KeyId([7; 8]),
+            key: sk.verifying_key(),
+        };
+        let pk_file = t.join("vendor.pub");
+        std::fs::write(&pk_file, pk.to_file()).unwrap();
+        plan::plan(&InstallOptions {
+            dir: t.join("opt"),
+            public_key: Some(pk_file),
+            registry: registry.map(|r| Site::parse(r).unwrap()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[rstest::rstest]
+    #[case::registry_engine_without_zstd(Some("reg.example:5000/acme"), true, true)]
+    #[case::registry_engine_with_zstd(Some("reg.example:5000/acme"), false, false)]
+    #[case::bundle_engine_without_zstd(None, true, false)]
+    fn zstd_layers_from_a_site_registry_need_an_engine_that_pulls_them(
+        #[case] registry: Option<&str>,
+        #[case] no_zstd_pulls: bool,
+        #[case] refused: bool,
+    ) {
+        let t = tempfile::tempdir().unwrap();
+        let plan = plan_with(t.path(), registry);
+        let engine: Result<Box<dyn Engine>, EngineError> = Ok(Box::new(FakeEngine {
+            no_zstd_pulls,
+            ..Default::default()
+        }));
+        let (os, arch) = host_platform();
+        let m = manifest(&[
+            (
+                "\"platform\": \"linux/amd64\"",
+                &format!("\"platform\": \"{os}/{arch}\""),
+            ),
+            (
+                "application/vnd.oci.image.layer.v1.tar\"",
+                "application/vnd.oci.image.layer.v1.tar+zstd\"",
+            ),
+        ]);
+        let problems = host_problems(&plan, &engine, &m);
+        let want = "fuzz/web:1: 1 of its 1 layers are zstd-compressed, and this fake cannot pull zstd layers (Docker can from 23.0); hint: install from the whole bundle without --registry";
+        assert_eq!(
+            problems.iter().any(|p| p.starts_with(want)),
+            refused,
+            "{problems:#?}"
+        );
+        // The same image with gzip'd layers is pulled by any engine.
+        let gz = manifest(&[
+            (
+                "\"platform\": \"linux/amd64\"",
+                &format!("\"platform\": \"{os}/{arch}\""),
+            ),
+            (
+                "application/vnd.oci.image.layer.v1.tar\"",
+                "application/vnd.oci.image.layer.v1.tar+gzip\"",
+            ),
+        ]);
+        assert!(zstd_pulls_refused(&gz, "docker").is_empty());
     }
 }
