@@ -1,7 +1,7 @@
 //! Images as registries serve them beyond gzip. `demo/shapes` has a zstd'd
 //! layer (two frames that do not say their size, as a streaming encoder
 //! writes them), a plain tar layer and one empty layer twice. Each Docker
-//! store installs and runs it with every file in place. Docker 20.10 reads
+//! store and podman install and run it with every file in place. Docker 20.10 reads
 //! no zstd at all (its own pull of this image fails), so the installer
 //! hands it the layer decompressed; from a site registry, where the engine
 //! pulls the layer itself, preflight refuses before anything changes.
@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fixtures::harness::{capture, shared, Host, Variant, Vendor};
+use fixtures::harness::{capture, free_port, shared, target_bin, Host, Podman, Variant, Vendor};
 
 const SHAPES: &str = "demo/shapes:1.0.0";
 
@@ -96,22 +96,23 @@ fn pinned(registry: &str) -> (String, String, Vec<String>) {
     (digest, config_digest, diff_ids)
 }
 
-fn installs_and_runs(variant: Variant) {
-    let registry = &shared().registry;
-    let vendor = Vendor::new(registry);
-    let bundle = shapes_bundle(&vendor);
-    let (manifest, config, diff_ids) = pinned(registry);
-    let host = Host::on(variant, None);
-    host.install_first(&vendor, &bundle);
-
-    // What runs is the pinned image, with its layers as the config says.
-    let want = if variant == Variant::Docker26Containerd {
-        manifest
-    } else {
-        config
-    };
-    assert_eq!(host.docker.service_image("shapes"), want);
-    let layers = host.docker.output(&[
+/// Checks, through `engine` (the engine's CLI: ARGS to trimmed stdout),
+/// that the `shapes` service runs the image `want` (an ID), whose layers
+/// are `diff_ids`, with the zstd'd and the plain layer's files in place.
+fn assert_runs(engine: &dyn Fn(&[&str]) -> String, want: &str, diff_ids: &[String]) {
+    let filter = "label=com.docker.compose.service=shapes";
+    let container = engine(&["ps", "-q", "--filter", filter]);
+    assert!(
+        !container.is_empty(),
+        "no container runs the shapes service"
+    );
+    // Podman gives IDs without the algorithm.
+    let id = engine(&["inspect", "--format", "{{.Image}}", &container]);
+    assert_eq!(
+        id.trim_start_matches("sha256:"),
+        want.trim_start_matches("sha256:")
+    );
+    let layers = engine(&[
         "image",
         "inspect",
         "--format",
@@ -124,20 +125,25 @@ fn installs_and_runs(variant: Variant) {
         diff_ids[2], diff_ids[4],
         "the fixture repeats its empty layer"
     );
-    // Each layer's files are there: the zstd'd one, the plain one.
-    let ps = [
-        "ps",
-        "-q",
-        "--filter",
-        "label=com.docker.compose.service=shapes",
-    ];
-    let container = host.docker.output(&ps);
     for (file, body) in [("/opt/zstd.txt", "zstd"), ("/opt/plain.txt", "plain")] {
-        let got = host
-            .docker
-            .output(&["exec", &container, "/bin/busybox", "cat", file]);
+        let got = engine(&["exec", &container, "/bin/busybox", "cat", file]);
         assert_eq!(got, body, "{file} in the running container");
     }
+}
+
+fn installs_and_runs(variant: Variant) {
+    let registry = &shared().registry;
+    let vendor = Vendor::new(registry);
+    let bundle = shapes_bundle(&vendor);
+    let (manifest, config, diff_ids) = pinned(registry);
+    let host = Host::on(variant, None);
+    host.install_first(&vendor, &bundle);
+    let want = if variant == Variant::Docker26Containerd {
+        manifest
+    } else {
+        config
+    };
+    assert_runs(&|args| host.docker.output(args), &want, &diff_ids);
 }
 
 #[test]
@@ -148,6 +154,31 @@ fn zstd_plain_and_repeated_layers_install_and_run_on_docker_20_10() {
 #[test]
 fn zstd_plain_and_repeated_layers_install_and_run_on_the_containerd_store() {
     installs_and_runs(Variant::Docker26Containerd);
+}
+
+#[test]
+fn zstd_plain_and_repeated_layers_install_and_run_on_podman() {
+    let registry = &shared().registry;
+    let vendor = Vendor::new(registry);
+    let bundle = shapes_bundle(&vendor);
+    let (_, config, diff_ids) = pinned(registry);
+    let podman = Podman::new();
+    let mut c = podman.command(&podman.stage(&target_bin("installer")));
+    c.arg("install")
+        .arg(podman.stage(&bundle))
+        .arg("--dir")
+        .arg(podman.inside(&podman.dir().join("demo")))
+        .args(["--engine", "podman", "--yes", "--public-key"])
+        .arg(podman.stage(&vendor.public_key))
+        .args(["--set", &format!("APP_PORT={}", free_port())]);
+    let r = capture(&mut c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let engine = |args: &[&str]| {
+        let mut c = podman.podman();
+        c.args(args);
+        capture(&mut c).stdout.trim().to_owned()
+    };
+    assert_runs(&engine, &config, &diff_ids);
 }
 
 #[test]
