@@ -77,7 +77,6 @@ impl Header {
             b'6' => "fifo",
             b'7' => "contiguous file",
             b'g' => "global PAX header",
-            b'L' | b'K' => "GNU long name",
             b'S' => "sparse file",
             _ => "unknown entry type",
         }
@@ -175,6 +174,7 @@ impl<R: Read> TarReader<R> {
     /// checking that only zero padding follows it, up to the end of stream).
     pub fn next_header(&mut self) -> Result<Option<Header>, TarError> {
         let mut pax_path: Option<Vec<u8>> = None;
+        let mut gnu_path: Option<Vec<u8>> = None;
         loop {
             let offset = self.pos;
             let b = self.block()?;
@@ -222,7 +222,23 @@ impl<R: Read> TarReader<R> {
                 pax_path = parse_pax_path(&data).map_err(bad)?.or(pax_path);
                 continue;
             }
-            let mut path = match pax_path.take() {
+            if kind == b'L' || kind == b'K' {
+                // GNU tar's long name (or long link target) for the entry
+                // that follows; a PAX path, where both are given, wins.
+                if size > MAX_PAX {
+                    return Err(bad(&format!(
+                        "GNU long name of {size} bytes (limit {MAX_PAX})"
+                    )));
+                }
+                let mut data = vec![0u8; size as usize];
+                self.read_exact_data(&mut data)?;
+                self.skip_padding(size)?;
+                if kind == b'L' {
+                    gnu_path = Some(cstr(&data).to_vec());
+                }
+                continue;
+            }
+            let mut path = match pax_path.take().or(gnu_path.take()) {
                 Some(p) => p,
                 None => {
                     let name = cstr(&b[0..100]);
@@ -613,6 +629,58 @@ mod tests {
             listed.lines().collect::<Vec<_>>(),
             vec!["a.txt", medium.as_str(), long.as_str()]
         );
+    }
+
+    #[test]
+    fn gnu_tars_long_names_are_read_whole() {
+        // GNU tar's own format writes a name over 100 bytes as a
+        // `././@LongLink` entry before the file's header.
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("files/{}/{}.yml", "d".repeat(80), "n".repeat(60));
+        let link = format!("files/{}", "t".repeat(120));
+        std::fs::create_dir_all(dir.path().join(&long).parent().unwrap()).unwrap();
+        std::fs::write(dir.path().join(&long), b"long").unwrap();
+        std::fs::write(dir.path().join("short"), b"short").unwrap();
+        std::os::unix::fs::symlink(&link, dir.path().join("ln")).unwrap();
+        let out = std::process::Command::new("tar")
+            .args(["--format=gnu", "-cf", "-", "-C"])
+            .arg(dir.path())
+            .args([&long, "short", "ln"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let mut r = TarReader::new(&out.stdout[..]);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Some(h) = r.next_header().unwrap() {
+            let mut d = Vec::new();
+            r.read_data::<TarError>(h.size, &mut buf, |c| {
+                d.extend_from_slice(c);
+                Ok(())
+            })
+            .unwrap();
+            let kind = h.kind_name();
+            got.push((String::from_utf8(h.path).unwrap(), kind, d));
+        }
+        let want = |p: &str, k, d: &[u8]| (p.to_owned(), k, d.to_vec());
+        assert_eq!(
+            got,
+            vec![
+                want(&long, "regular file", b"long"),
+                want("short", "regular file", b"short"),
+                // The long link target is read past; the link itself
+                // keeps its kind, which the bundle reader refuses.
+                want("ln", "symlink", b""),
+            ]
+        );
+        // A long name larger than any path is refused, not buffered.
+        let mut huge = header_block(b"././@LongLink", b"", b'L', MAX_PAX + 1, 0o644, 0).to_vec();
+        huge.resize(huge.len() + 1024, b'a');
+        let e = TarReader::new(&huge[..])
+            .next_header()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GNU long name of"), "{e}");
     }
 
     #[test]
