@@ -210,31 +210,25 @@ impl<R: Read> TarReader<R> {
             let size = parse_num(&b[124..136]).ok_or_else(|| bad("size field is not a number"))?;
             let mode = parse_num(&b[100..108]).ok_or_else(|| bad("mode field is not octal"))?;
             let kind = b[156];
-            if kind == b'x' {
+            // Records about the entry that follows: a PAX header, or GNU
+            // tar's long name (or long link target). A PAX path, where
+            // both are given, wins.
+            let record = match kind {
+                b'x' => "PAX header",
+                b'L' | b'K' => "GNU long name",
+                _ => "",
+            };
+            if !record.is_empty() {
                 if size > MAX_PAX {
-                    return Err(bad(&format!(
-                        "PAX header of {size} bytes (limit {MAX_PAX})"
-                    )));
+                    return Err(bad(&format!("{record} of {size} bytes (limit {MAX_PAX})")));
                 }
                 let mut data = vec![0u8; size as usize];
                 self.read_exact_data(&mut data)?;
                 self.skip_padding(size)?;
-                pax_path = parse_pax_path(&data).map_err(bad)?.or(pax_path);
-                continue;
-            }
-            if kind == b'L' || kind == b'K' {
-                // GNU tar's long name (or long link target) for the entry
-                // that follows; a PAX path, where both are given, wins.
-                if size > MAX_PAX {
-                    return Err(bad(&format!(
-                        "GNU long name of {size} bytes (limit {MAX_PAX})"
-                    )));
-                }
-                let mut data = vec![0u8; size as usize];
-                self.read_exact_data(&mut data)?;
-                self.skip_padding(size)?;
-                if kind == b'L' {
-                    gnu_path = Some(cstr(&data).to_vec());
+                match kind {
+                    b'x' => pax_path = parse_pax_path(&data).map_err(bad)?.or(pax_path),
+                    b'L' => gnu_path = Some(cstr(&data).to_vec()),
+                    _ => {}
                 }
                 continue;
             }

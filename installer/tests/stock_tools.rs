@@ -114,6 +114,17 @@ fn pack(tree: &Path, order: &[String], format: &str, compress: &str, out: &Path)
     assert!(status.success(), "{compress} for {format}");
 }
 
+/// `installer verify BUNDLE --public-key KEY`.
+fn verify(bundle: &Path, key: &Path) -> fixtures::harness::Ran {
+    capture(
+        Command::new(target_bin("installer"))
+            .arg("verify")
+            .arg(bundle)
+            .arg("--public-key")
+            .arg(key),
+    )
+}
+
 #[test]
 fn bundles_packed_by_gnu_tar_zstd_gzip_and_minisign_verify_and_install() {
     let vendor = Vendor::new(&shared().registry);
@@ -125,13 +136,7 @@ fn bundles_packed_by_gnu_tar_zstd_gzip_and_minisign_verify_and_install() {
     for (format, compress) in [("gnu", "zstd"), ("posix", "gzip"), ("ustar", "zstd")] {
         let out = dir.path().join(format!("{format}.bundle"));
         pack(&tree, &order, format, compress, &out);
-        let r = capture(
-            Command::new(target_bin("installer"))
-                .arg("verify")
-                .arg(&out)
-                .arg("--public-key")
-                .arg(&public),
-        );
+        let r = verify(&out, &public);
         assert_eq!(r.code, 0, "{format} + {compress}: {}", r.stderr);
         assert!(
             r.stderr.contains("every entry matches the manifest"),
@@ -147,13 +152,7 @@ fn bundles_packed_by_gnu_tar_zstd_gzip_and_minisign_verify_and_install() {
     )));
     assert_ne!(raw.stdout.trim(), "0", "no GNU long name entry");
     // The vendor's key does not verify what the minisign command signed.
-    let r = capture(
-        Command::new(target_bin("installer"))
-            .arg("verify")
-            .arg(&packed[0])
-            .arg("--public-key")
-            .arg(&vendor.public_key),
-    );
+    let r = verify(&packed[0], &vendor.public_key);
     assert_eq!(r.code, 2, "{}", r.stderr);
 
     let host = Host::new(None);
