@@ -48,6 +48,8 @@ fn unpack_and_edit(bundle: &Path, dir: &Path) -> (Vec<String>, PathBuf) {
     let path = tree.join("files").join(&dest);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, LONG_BODY).unwrap();
+    // tar stores the mode on disk, which must be the manifest's.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let manifest_path = tree.join("manifest.json");
     let mut m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
