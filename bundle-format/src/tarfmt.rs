@@ -175,6 +175,7 @@ impl<R: Read> TarReader<R> {
     pub fn next_header(&mut self) -> Result<Option<Header>, TarError> {
         let mut pax_path: Option<Vec<u8>> = None;
         let mut gnu_path: Option<Vec<u8>> = None;
+        let mut gnu_link: Option<Vec<u8>> = None;
         loop {
             let offset = self.pos;
             let b = self.block()?;
@@ -211,14 +212,14 @@ impl<R: Read> TarReader<R> {
             let mode = parse_num(&b[100..108]).ok_or_else(|| bad("mode field is not octal"))?;
             let kind = b[156];
             // Records about the entry that follows: a PAX header, or GNU
-            // tar's long name (or long link target). A PAX path, where
-            // both are given, wins.
+            // tar's long name or long link target. A PAX path, where both
+            // are given, wins.
             let record = match kind {
-                b'x' => "PAX header",
-                b'L' | b'K' => "GNU long name",
-                _ => "",
+                b'x' => Some("PAX header"),
+                b'L' | b'K' => Some("GNU long name"),
+                _ => None,
             };
-            if !record.is_empty() {
+            if let Some(record) = record {
                 if size > MAX_PAX {
                     return Err(bad(&format!("{record} of {size} bytes (limit {MAX_PAX})")));
                 }
@@ -228,7 +229,7 @@ impl<R: Read> TarReader<R> {
                 match kind {
                     b'x' => pax_path = parse_pax_path(&data).map_err(bad)?.or(pax_path),
                     b'L' => gnu_path = Some(cstr(&data).to_vec()),
-                    _ => {}
+                    _ => gnu_link = Some(cstr(&data).to_vec()),
                 }
                 continue;
             }
@@ -252,7 +253,7 @@ impl<R: Read> TarReader<R> {
                 kind,
                 size,
                 mode: u32::try_from(mode).map_err(|_| bad("mode out of range"))?,
-                link: cstr(&b[157..257]).to_vec(),
+                link: gnu_link.unwrap_or_else(|| cstr(&b[157..257]).to_vec()),
                 offset,
             }));
         }
@@ -654,17 +655,17 @@ mod tests {
             })
             .unwrap();
             let kind = h.kind_name();
-            got.push((String::from_utf8(h.path).unwrap(), kind, d));
+            got.push((String::from_utf8(h.path).unwrap(), kind, d, h.link));
         }
-        let want = |p: &str, k, d: &[u8]| (p.to_owned(), k, d.to_vec());
+        let want = |p: &str, k, d: &[u8], l: &str| (p.to_owned(), k, d.to_vec(), l.into());
         assert_eq!(
             got,
             vec![
-                want(&long, "regular file", b"long"),
-                want("short", "regular file", b"short"),
-                // The long link target is read past; the link itself
-                // keeps its kind, which the bundle reader refuses.
-                want("ln", "symlink", b""),
+                want(&long, "regular file", b"long", ""),
+                want("short", "regular file", b"short", ""),
+                // The link keeps its kind, which the bundle reader refuses
+                // naming its whole target.
+                want("ln", "symlink", b"", &link),
             ]
         );
         // A long name larger than any path is refused, not buffered.
