@@ -1,7 +1,8 @@
 //! Reading a bundle: verify the signature first, then every entry while it
 //! streams, in one pass.
 //!
-//! 1. Open the file (or ordered parts) and detect zstd or gzip by magic.
+//! 1. Open the file (or ordered parts) and detect zstd, gzip or a plain tar
+//!    by magic.
 //! 2. Read `manifest.json` and `manifest.json.minisig`, both bounded in size.
 //! 3. Check the signature against the trusted keys, *then* parse and validate
 //!    the manifest: a [`SignedManifest`].
@@ -31,6 +32,11 @@ use crate::tarfmt::{TarError, TarReader};
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// gzip members start with these bytes.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// A tar header (POSIX ustar, pax or GNU) has these bytes at
+/// [`TAR_MAGIC_AT`]; a bundle that starts with one is not compressed.
+pub const TAR_MAGIC: &[u8; 5] = b"ustar";
+/// Where [`TAR_MAGIC`] sits in the first 512-byte header.
+pub const TAR_MAGIC_AT: usize = 257;
 /// Largest zstd window accepted in a stream of unknown size (2^24 = 16 MiB):
 /// the bundler's 4 MiB frames never need more, and a hostile stream cannot
 /// make the decoder allocate more.
@@ -43,6 +49,8 @@ pub enum Compression {
     Zstd,
     /// gzip.
     Gzip,
+    /// None: a plain tar file, as `tar cf` writes it.
+    None,
 }
 
 impl fmt::Display for Compression {
@@ -50,6 +58,7 @@ impl fmt::Display for Compression {
         f.write_str(match self {
             Compression::Zstd => "zstd",
             Compression::Gzip => "gzip",
+            Compression::None => "none",
         })
     }
 }
@@ -70,7 +79,7 @@ pub enum BundleError {
     #[error("{0}: empty file; hint: the copy is incomplete, copy the bundle again")]
     Empty(PathBuf),
     /// Unknown compression.
-    #[error("{path}: not a bundle: unknown compression (first bytes {magic}); hint: bundles are zstd or gzip tar files written by `bundler build`")]
+    #[error("{path}: not a bundle: unknown compression (first bytes {magic}); hint: bundles are tar files, zstd, gzip or not compressed, written by `bundler build`")]
     UnknownFormat {
         /// The file.
         path: PathBuf,
@@ -400,7 +409,7 @@ pub fn from_reader(origin: &Path, raw: Box<dyn Read + Send>) -> Result<Input, Bu
     // caller) each run on threads of their own. The first bytes tell how to
     // read the rest; they are read again after.
     let mut raw = raw;
-    let mut head = vec![0u8; 32];
+    let mut head = vec![0u8; TAR_MAGIC_AT + TAR_MAGIC.len()];
     let mut got = 0;
     while got < head.len() {
         match raw.read(&mut head[got..]) {
@@ -435,7 +444,8 @@ pub fn from_reader(origin: &Path, raw: Box<dyn Read + Send>) -> Result<Input, Bu
         });
     }
     // Any other zstd stream (one frame of unknown size, say) or gzip: one
-    // decompressing thread, fed by one reading thread.
+    // decompressing thread, fed by one reading thread. A plain tar: the
+    // reading thread alone.
     let raw = ReadAhead::spawn(raw).map_err(|e| BundleError::Open {
         path: origin.to_owned(),
         source: e,
@@ -458,6 +468,13 @@ pub fn from_reader(origin: &Path, raw: Box<dyn Read + Send>) -> Result<Input, Bu
                 Compression::Gzip,
                 Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
             )
+        } else if head.get(TAR_MAGIC_AT..) == Some(TAR_MAGIC.as_slice()) {
+            // Already on its own reading thread.
+            return Ok(Input {
+                origin: origin.to_owned(),
+                compression: Compression::None,
+                reader: Box::new(raw),
+            });
         } else {
             return Err(BundleError::UnknownFormat {
                 path: origin.to_owned(),

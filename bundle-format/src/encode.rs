@@ -214,12 +214,14 @@ pub fn is_precompressed(media_type: &str) -> bool {
     crate::oci::LayerCompression::of(media_type).is_some()
 }
 
-/// zstd or gzip over a writer.
+/// zstd, gzip or nothing over a writer.
 pub enum Encoder<W: Write> {
     /// zstd, as independent frames ([`FrameEncoder`]).
     Zstd(FrameEncoder<W>),
     /// gzip.
     Gzip(flate2::write::GzEncoder<W>),
+    /// The tar as it is.
+    Plain(W),
 }
 
 impl<W: Write> std::fmt::Debug for Encoder<W> {
@@ -227,6 +229,7 @@ impl<W: Write> std::fmt::Debug for Encoder<W> {
         f.write_str(match self {
             Encoder::Zstd(_) => "Encoder(zstd)",
             Encoder::Gzip(_) => "Encoder(gzip)",
+            Encoder::Plain(_) => "Encoder(none)",
         })
     }
 }
@@ -254,6 +257,7 @@ impl<W: Write> Encoder<W> {
                     .mtime(0)
                     .write(w, flate2::Compression::new(level.unwrap_or(6) as u32)),
             ),
+            Compression::None => Encoder::Plain(w),
         })
     }
 
@@ -263,7 +267,7 @@ impl<W: Write> Encoder<W> {
     pub fn set_level(&mut self, level: i32) -> io::Result<()> {
         match self {
             Encoder::Zstd(e) => e.set_level(level),
-            Encoder::Gzip(_) => Ok(()),
+            Encoder::Gzip(_) | Encoder::Plain(_) => Ok(()),
         }
     }
 
@@ -272,6 +276,7 @@ impl<W: Write> Encoder<W> {
         match self {
             Encoder::Zstd(e) => e.finish(),
             Encoder::Gzip(e) => e.finish(),
+            Encoder::Plain(w) => Ok(w),
         }
     }
 }
@@ -281,12 +286,14 @@ impl<W: Write> Write for Encoder<W> {
         match self {
             Encoder::Zstd(e) => e.write(buf),
             Encoder::Gzip(e) => e.write(buf),
+            Encoder::Plain(w) => w.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Encoder::Zstd(e) => e.flush(),
             Encoder::Gzip(e) => e.flush(),
+            Encoder::Plain(w) => w.flush(),
         }
     }
 }

@@ -345,6 +345,11 @@ pub fn plan(opts: BuildOptions) -> Result<BuildPlan, BuildError> {
         let ok = match opts.compression {
             Compression::Zstd => (1..=19).contains(&l),
             Compression::Gzip => (1..=9).contains(&l),
+            Compression::None => {
+                return Err(BuildError::Option(format!(
+                    "--level {l} does not apply: --compression none takes no level"
+                )))
+            }
         };
         if !ok {
             return Err(BuildError::Option(format!(

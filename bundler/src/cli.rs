@@ -82,6 +82,9 @@ pub enum CompressionArg {
     Zstd,
     /// gzip: for tools that lack zstd.
     Gzip,
+    /// none: a plain tar, for media that compress themselves or when the
+    /// images' layers are most of it (they are compressed already).
+    None,
 }
 
 /// Commands.
@@ -122,7 +125,7 @@ pub enum Command {
         /// Compression.
         #[arg(long, value_enum, default_value = "zstd")]
         compression: CompressionArg,
-        /// Compression level (zstd 1-19, gzip 1-9).
+        /// Compression level (zstd 1-19, gzip 1-9; none takes no level).
         #[arg(long)]
         level: Option<i32>,
         /// Platforms, overriding the spec (os/arch, comma-separated).
@@ -350,6 +353,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let compression = match compression {
                 CompressionArg::Zstd => Compression::Zstd,
                 CompressionArg::Gzip => Compression::Gzip,
+                CompressionArg::None => Compression::None,
             };
             let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
                 Ok(s) => Some(s.parse::<u64>().with_context(|| {

@@ -451,6 +451,49 @@ fn docker_media_types_and_gzip_work() {
 }
 
 #[test]
+fn an_uncompressed_bundle_is_a_plain_tar_that_tar_lists_and_the_installer_verifies() {
+    let v = Vendor::new(&shared().registry);
+    let out = v.bundle("v1", &["--compression", "none"]);
+    let raw = std::fs::read(&out).unwrap();
+    assert_eq!(&raw[257..262], b"ustar");
+    let listed = capture(Command::new("tar").arg("-tf").arg(&out));
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let names: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(names[..2], ["manifest.json", "manifest.json.minisig"]);
+    assert!(names.iter().any(|n| n.starts_with("images/blobs/sha256/")));
+    let r = capture(v.bundler().args(["inspect", "--json"]).arg(&out));
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["compression"], "none", "{}", r.stdout);
+    let r = capture(
+        Command::new(target_bin("installer"))
+            .arg("verify")
+            .arg(&out)
+            .arg("--public-key")
+            .arg(&v.public_key),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The same bundle zstd'd holds the same tar.
+    let packed = v.bundle("v1", &[]);
+    let tar = zstd::decode_all(std::fs::File::open(&packed).unwrap()).unwrap();
+    assert!(tar == raw, "the plain bundle is not the zstd one's tar");
+
+    let leveled = v.dir.path().join("leveled.bundle");
+    let r = v.build(
+        &v.app("v1"),
+        &leveled,
+        &["--compression", "none", "--level", "3"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("--level 3 does not apply: --compression none takes no level"),
+        "{}",
+        r.stderr
+    );
+    assert!(!leveled.exists());
+}
+
+#[test]
 fn a_damaged_cache_blob_fails_the_build_and_leaves_no_output() {
     let v = Vendor::new(&shared().registry);
     let first = v.bundle("v1", &[]);

@@ -498,12 +498,25 @@ fn cases(base: &[E], good: &Forger, other: &Forger) -> Vec<Case> {
         "larger than the manifest declares",
     ));
 
-    // Not bundles.
+    // A plain tar (`tar cf`) is read as it is and checked like the others.
+    let mut e = base.to_vec();
+    let i = index_of(&e, "files/docker-compose.yml");
+    e[i].data[5] ^= 1;
     v.push(case(
-        "wrong_compression_plain_tar",
-        tar_bytes(base),
+        "plain_tar_flipped_file_byte",
+        tar_bytes(&e),
         2,
-        "unknown compression",
+        "entry files/docker-compose.yml: sha256 mismatch: manifest says sha256:",
+    ));
+
+    // Not bundles: a tar without the ustar magic (v7) is not taken for one.
+    let mut v7 = tar_bytes(base);
+    v7[257..263].fill(0);
+    v.push(case(
+        "wrong_compression_v7_tar",
+        v7,
+        2,
+        "unknown compression (first bytes 6d616e69)",
     ));
     v.push(case(
         "wrong_compression_xz",
@@ -559,6 +572,7 @@ fn verify_refuses_every_hostile_bundle() {
     for (name, bytes) in [
         ("ok.bundle", zstd(&tar_bytes(&base))),
         ("ok-stream.bundle", zstd_stream(&tar_bytes(&base))),
+        ("ok-plain.bundle", tar_bytes(&base)),
     ] {
         let ok = dir.path().join(name);
         std::fs::write(&ok, bytes).unwrap();

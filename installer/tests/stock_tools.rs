@@ -1,7 +1,7 @@
 //! A bundle packed by stock tools, as the README's "The bundle format"
 //! describes it: GNU tar in each of its formats (its own, with long names
 //! as `././@LongLink` entries; POSIX pax; ustar with the prefix field),
-//! the `zstd` and `gzip` commands, and a manifest edited by hand and signed
+//! the `zstd` and `gzip` commands or none, and a manifest edited by hand and signed
 //! with the `minisign` command. Each verifies against the minisign key, and
 //! one installs on Docker 20.10 with its long-named file in place and the
 //! pinned image running.
@@ -94,12 +94,17 @@ fn unpack_and_edit(bundle: &Path, dir: &Path) -> (Vec<String>, PathBuf) {
     (order, public)
 }
 
-/// `tar --format=FORMAT` of `order` from `tree`, through `compress`.
-fn pack(tree: &Path, order: &[String], format: &str, compress: &str, out: &Path) {
-    let mut tar = Command::new("tar")
-        .arg(format!("--format={format}"))
-        .arg("-C")
-        .arg(tree)
+/// `tar --format=FORMAT` of `order` from `tree`, through `compress`
+/// (`None`: the tar as it is).
+fn pack(tree: &Path, order: &[String], format: &str, compress: Option<&str>, out: &Path) {
+    let mut tar = Command::new("tar");
+    tar.arg(format!("--format={format}")).arg("-C").arg(tree);
+    let Some(compress) = compress else {
+        let status = tar.arg("-cf").arg(out).args(order).status().unwrap();
+        assert!(status.success(), "tar --format={format}");
+        return;
+    };
+    let mut tar = tar
         .arg("-cf")
         .arg("-")
         .args(order)
@@ -129,21 +134,28 @@ fn verify(bundle: &Path, key: &Path) -> fixtures::harness::Ran {
 }
 
 #[test]
-fn bundles_packed_by_gnu_tar_zstd_gzip_and_minisign_verify_and_install() {
+fn bundles_packed_by_gnu_tar_plain_or_compressed_and_signed_by_minisign_verify_and_install() {
     let vendor = Vendor::new(&shared().registry);
     let bundle = vendor.bundle("v1", &[]);
     let dir = tempfile::tempdir().unwrap();
     let (order, public) = unpack_and_edit(&bundle, dir.path());
     let tree = dir.path().join("tree");
     let mut packed = Vec::new();
-    for (format, compress) in [("gnu", "zstd"), ("posix", "gzip"), ("ustar", "zstd")] {
-        let out = dir.path().join(format!("{format}.bundle"));
+    for (format, compress) in [
+        ("gnu", Some("zstd")),
+        ("posix", Some("gzip")),
+        ("ustar", Some("zstd")),
+        ("gnu", None),
+    ] {
+        let out = dir
+            .path()
+            .join(format!("{format}-{}.bundle", compress.unwrap_or("plain")));
         pack(&tree, &order, format, compress, &out);
         let r = verify(&out, &public);
-        assert_eq!(r.code, 0, "{format} + {compress}: {}", r.stderr);
+        assert_eq!(r.code, 0, "{format} + {compress:?}: {}", r.stderr);
         assert!(
             r.stderr.contains("every entry matches the manifest"),
-            "{format} + {compress}: {}",
+            "{format} + {compress:?}: {}",
             r.stderr
         );
         packed.push(out);
