@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A private dockerd (Debian's docker.io 20.10, or trixie's 26.1 with either
-# store: DOCKERD_VARIANT below) with its own socket, data root,
-# exec root and pidfile; no iptables changes.
+# A private dockerd (Debian's docker.io 20.10, trixie's 26.1 with either
+# store, or Debian testing's, 28.5 today, with the containerd store:
+# DOCKERD_VARIANT below) with its own socket, data root, exec root and
+# pidfile; no iptables changes.
 #
 #   scripts/dockerd.sh start DIR [POOL]  # socket at DIR/docker.sock; POOL 100-249 picks
 #                                        # 10.POOL.0.0/16 for its networks
@@ -17,26 +18,30 @@ DOCKER=/usr/bin/docker
 # DOCKERD_VARIANT picks the engine: 20.10 (Debian's docker.io, classic
 # store, the default), 26 (trixie's 26.1 from $DOCKER26, overlay2) or
 # 26-containerd (the same with the containerd image store, the default of
-# Docker 29 and Docker Desktop). scripts/install-deps.sh unpacks 26.1.
+# Docker 29 and Docker Desktop) or testing-containerd (Debian testing's
+# docker.io and containerd from $DOCKER_TESTING, 28.5 with containerd 2.1
+# today, with the containerd store). scripts/install-deps.sh unpacks both.
 DOCKER26=${DOCKER26:-/opt/docker26}
+DOCKER_TESTING=${DOCKER_TESTING:-/opt/docker-testing}
 variant=${DOCKERD_VARIANT:-20.10}
+prefix=
 case "$variant" in
 20.10) dockerd=/usr/sbin/dockerd; store=(--storage-driver overlay2) ;;
-26) dockerd=$DOCKER26/usr/sbin/dockerd; store=(--storage-driver overlay2) ;;
-26-containerd)
-  dockerd=$DOCKER26/usr/sbin/dockerd
-  store=(--config-file "$dir/daemon.json" --storage-driver overlayfs) ;;
-*) die "unknown DOCKERD_VARIANT $variant (20.10, 26, 26-containerd)" ;;
+26) prefix=$DOCKER26; store=(--storage-driver overlay2) ;;
+26-containerd) prefix=$DOCKER26; store=(--config-file "$dir/daemon.json" --storage-driver overlayfs) ;;
+testing-containerd) prefix=$DOCKER_TESTING; store=(--config-file "$dir/daemon.json" --storage-driver overlayfs) ;;
+*) die "unknown DOCKERD_VARIANT $variant (20.10, 26, 26-containerd, testing-containerd)" ;;
 esac
+[ -z "$prefix" ] || dockerd=$prefix/usr/sbin/dockerd
 case "$cmd" in
 start)
   pool=${3:-$(( $(echo -n "$dir" | cksum | cut -d' ' -f1) % 150 + 100 ))}
   mkdir -p "$dir/data" "$dir/exec"
   stop_pidfile "$dir/dockerd.pid"
   echo '{"features": {"containerd-snapshotter": true}}' >"$dir/daemon.json"
-  # 26.1 finds its own containerd first; runc is bookworm's (trixie's needs
-  # glibc 2.38).
-  [ "$variant" = 20.10 ] || export PATH="$DOCKER26/usr/bin:$DOCKER26/usr/sbin:$PATH"
+  # A prefix's dockerd finds its own containerd first; runc is bookworm's
+  # (trixie's needs glibc 2.38).
+  [ -z "$prefix" ] || export PATH="$prefix/usr/bin:$prefix/usr/sbin:$PATH"
   "$dockerd" \
     -H "unix://$dir/docker.sock" \
     --data-root "$dir/data" \

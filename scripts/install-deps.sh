@@ -59,15 +59,16 @@ PY
   install -m 0755 "$bin" "$plugin_dir/docker-compose"
 fi
 
-# Packages of Debian trixie, fetched with apt-get download and a trixie
-# sources list kept in a private apt dir (the system's sources stay
-# untouched), then unpacked with dpkg-deb into a private prefix.
-trixie_unpack() {
-  local prefix=$1; shift
+# Packages of a newer Debian (trixie, or testing), fetched with apt-get
+# download and that suite's sources list kept in a private apt dir (the
+# system's sources stay untouched), then unpacked with dpkg-deb into a
+# private prefix.
+debian_unpack() {
+  local suite=$1 prefix=$2; shift 2
   local apt_dir
   apt_dir=$(mktemp -d)
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
-  echo "deb http://deb.debian.org/debian trixie main" >"$apt_dir/sources.list"
+  echo "deb http://deb.debian.org/debian $suite main" >"$apt_dir/sources.list"
   local apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o Dir::Etc::sourceparts=-
             -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
             -o APT::Sandbox::User=root)
@@ -84,9 +85,23 @@ trixie_unpack() {
 # Trixie's runc needs glibc 2.38, so bookworm's (in PATH) is used.
 docker26=${DOCKER26:-/opt/docker26}
 if [ ! -x "$docker26/usr/sbin/dockerd" ] || [ ! -x "$docker26/usr/bin/docker-compose" ]; then
-  trixie_unpack "$docker26" docker.io containerd docker-cli docker-compose
+  debian_unpack trixie "$docker26" docker.io containerd docker-cli docker-compose
   rm -f "$docker26/usr/bin/runc" "$docker26/usr/sbin/runc"
   "$docker26/usr/sbin/dockerd" --version
+fi
+
+# The newest Docker Debian ships: testing's docker.io, containerd and
+# docker-cli (28.5 with containerd 2.1 on 2026-12-07), for dockerd.sh's
+# testing-containerd variant. Its dockerd, containerd and CLI need glibc
+# 2.34; runc is bookworm's, as for 26.1.
+docker_testing=${DOCKER_TESTING:-/opt/docker-testing}
+if [ ! -x "$docker_testing/usr/sbin/dockerd" ]; then
+  rm -rf "$docker_testing.tmp"
+  debian_unpack testing "$docker_testing.tmp" docker.io containerd docker-cli
+  rm -f "$docker_testing.tmp/usr/bin/runc" "$docker_testing.tmp/usr/sbin/runc"
+  rm -rf "$docker_testing"
+  mv "$docker_testing.tmp" "$docker_testing"
+  "$docker_testing/usr/sbin/dockerd" --version
 fi
 
 # cosign 2.5 (trixie's; a static Go binary that needs glibc 2.34), which
@@ -94,7 +109,7 @@ fi
 # what `installer push` seeds.
 cosign_prefix=${COSIGN_PREFIX:-/opt/cosign}
 if [ ! -x "$cosign_prefix/usr/bin/cosign" ]; then
-  trixie_unpack "$cosign_prefix" cosign
+  debian_unpack trixie "$cosign_prefix" cosign
   "$cosign_prefix/usr/bin/cosign" version | grep GitVersion
 fi
 

@@ -44,7 +44,7 @@ fn a_delta_installs_on_docker_26() {
 }
 
 fn delta(variant: Variant) {
-    let containerd = variant == Variant::Docker26Containerd;
+    let containerd = variant.containerd_store();
     let vendor = Vendor::new(&shared().registry);
     let v1 = vendor.bundle("v1", &[]);
     let v2_full = vendor.bundle("v2", &[]);

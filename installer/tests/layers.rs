@@ -138,7 +138,7 @@ fn installs_and_runs(variant: Variant) {
     let (manifest, config, diff_ids) = pinned(registry);
     let host = Host::on(variant, None);
     host.install_first(&vendor, &bundle);
-    let want = if variant == Variant::Docker26Containerd {
+    let want = if variant.containerd_store() {
         manifest
     } else {
         config
@@ -154,6 +154,11 @@ fn zstd_plain_and_repeated_layers_install_and_run_on_docker_20_10() {
 #[test]
 fn zstd_plain_and_repeated_layers_install_and_run_on_the_containerd_store() {
     installs_and_runs(Variant::Docker26Containerd);
+}
+
+#[test]
+fn zstd_plain_and_repeated_layers_install_and_run_on_debian_testings_docker() {
+    installs_and_runs(Variant::DockerTestingContainerd);
 }
 
 #[test]

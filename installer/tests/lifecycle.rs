@@ -181,12 +181,22 @@ fn lifecycle(variant: Variant, compose: Option<&'static str>) {
     // The engine, its version and its store, as status names them; on the
     // containerd store an image's ID is its pinned manifest digest, which
     // RepoDigests lists (so compose may name image@sha256:…).
-    let store = match variant {
-        Variant::Docker26Containerd => "containerd image store",
-        _ => "classic image store",
+    let store = if variant.containerd_store() {
+        "containerd image store"
+    } else {
+        "classic image store"
     };
     let status = host.run(&["status"], &[]);
     assert!(status.stdout.contains(store), "{}", status.stdout);
+    let version = host
+        .docker
+        .output(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(!version.is_empty());
+    assert!(
+        status.stdout.contains(&version),
+        "{version}: {}",
+        status.stdout
+    );
     let out = host
         .docker
         .docker()
@@ -201,7 +211,7 @@ fn lifecycle(variant: Variant, compose: Option<&'static str>) {
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let (id, digests) = text.trim().split_once(' ').unwrap();
-    if variant == Variant::Docker26Containerd {
+    if variant.containerd_store() {
         assert!(digests.contains(&format!("demo/web@{id}")), "{text}");
     }
 
@@ -276,6 +286,17 @@ fn lifecycle_on_docker_26_with_compose_2_26_under_the_v1_name() {
 #[test]
 fn lifecycle_on_docker_26_with_the_containerd_store() {
     lifecycle(Variant::Docker26Containerd, Some("/usr/bin/docker compose"));
+}
+
+/// The newest Docker Debian ships (testing's: 28.5 with containerd 2.1
+/// today) with the containerd store, driven by its own CLI and the compose
+/// v2 plugin.
+#[test]
+fn lifecycle_on_debian_testings_docker_with_the_containerd_store() {
+    lifecycle(
+        Variant::DockerTestingContainerd,
+        Some("/opt/docker-testing/usr/bin/docker compose"),
+    );
 }
 
 #[test]

@@ -253,7 +253,8 @@ fn two_hosts_install_from_the_site_registry_by_pinned_digest() {
     assert_eq!(again["manifests_pushed"], 0, "{again}");
 
     // Host A (Docker 20.10, classic store) installs from the whole split
-    // bundle; host B (Docker 26, containerd store) has only its first part.
+    // bundle; hosts B and C (Docker 26 and Debian testing's, containerd
+    // store) have only its first part.
     let only_first = tempfile::tempdir().unwrap();
     let mut part1 = None;
     for e in std::fs::read_dir(media.path()).unwrap().flatten() {
@@ -273,6 +274,7 @@ fn two_hosts_install_from_the_site_registry_by_pinned_digest() {
     for (variant, bundle) in [
         (Variant::Docker20, index.clone()),
         (Variant::Docker26Containerd, part1.clone()),
+        (Variant::DockerTestingContainerd, part1.clone()),
     ] {
         let host = Host::on(variant, None);
         let r = site.install_first(&host, &bundle, &pk);
@@ -283,7 +285,7 @@ fn two_hosts_install_from_the_site_registry_by_pinned_digest() {
             host.health()
         );
         let web = m1.images.iter().find(|i| i.name.contains("web")).unwrap();
-        let want = if variant == Variant::Docker26Containerd {
+        let want = if variant.containerd_store() {
             &web.manifest.digest
         } else {
             &web.config.digest
