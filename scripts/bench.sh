@@ -23,7 +23,8 @@
 # ratios) and writes it as JSON to $BENCH_OUT (default target/bench-MIB.json).
 #
 # BENCH_ENGINE picks the engine: docker (default; a private dockerd,
-# DOCKERD_VARIANT=20.10, 26 or 26-containerd as scripts/dockerd.sh takes it)
+# DOCKERD_VARIANT=20.10, 26, 26-containerd or testing-containerd as
+# scripts/dockerd.sh takes it; the last is driven by its own CLI)
 # or podman (the machine's podman with storage and containers.conf of its
 # own: runc, cgroupfs; podman-compose), with `podman load` as the load
 # baseline.
@@ -72,10 +73,13 @@ state=$work/state
 engine=${BENCH_ENGINE:-docker}
 case $engine in
 docker)
-  D() { /usr/bin/docker "$@"; }
-  compose() { /usr/bin/docker compose "$@"; }
+  cli=/usr/bin/docker
+  [ "${DOCKERD_VARIANT:-}" = testing-containerd ] && cli=${DOCKER_TESTING:-/opt/docker-testing}/usr/bin/docker
+  D() { "$cli" "$@"; }
+  compose() { "$cli" compose "$@"; }
   engine_args=() ;;
 podman)
+  cli=podman
   D() { podman "$@"; }
   compose() { podman-compose "$@"; }
   engine_args=(--engine podman)
@@ -117,7 +121,7 @@ done
 if [ "$engine" = docker ]; then
   # Stopped by cleanup, by its pidfile, like the registry.
   scripts/dockerd.sh start "$state/dk" >/dev/null
-  export DOCKER_HOST=unix://$state/dk/docker.sock INSTALLER_DOCKER=/usr/bin/docker
+  export DOCKER_HOST=unix://$state/dk/docker.sock INSTALLER_DOCKER=$cli
 else
   rm -rf "$work/pm"; mkdir -p "$work/pm"
   printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n[engine]\ncgroup_manager = "cgroupfs"\nruntime = "runc"\n' >"$CONTAINERS_CONF"
@@ -305,7 +309,7 @@ i_seeds() {
 i_docker_load() {
   engine_reset
   settle "$state/app-1.tar" "$state/db-1.tar" "$state/cache-1.tar"
-  timed load "$engine-load-skopeo-archive" bash -c "for t in app-1 db-1 cache-1; do $engine load -q -i \"$state/\$t.tar\"; done"
+  timed load "$engine-load-skopeo-archive" bash -c "for t in app-1 db-1 cache-1; do $cli load -q -i \"$state/\$t.tar\"; done"
   engine_reset
 }
 # The install a `docker save` script does, on its most favourable input (the
@@ -315,9 +319,9 @@ i_script() {
   mkdir -p "$work/opt-script"
   cp "$state/v1/docker-compose.yml" "$work/opt-script/"
   settle "$state/app-1.tar" "$state/db-1.tar" "$state/cache-1.tar"
-  local up="/usr/bin/docker compose"
+  local up="$cli compose"
   [ "$engine" = podman ] && up=podman-compose
-  timed install "script-sha256sum+$engine-load+compose-up" bash -c "cd '$state' && sha256sum -c --quiet archives.sums && for t in app-1 db-1 cache-1; do $engine load -q -i \$t.tar; done && cd '$work/opt-script' && $up -p bench up -d"
+  timed install "script-sha256sum+$engine-load+compose-up" bash -c "cd '$state' && sha256sum -c --quiet archives.sums && for t in app-1 db-1 cache-1; do $cli load -q -i \$t.tar; done && cd '$work/opt-script' && $up -p bench up -d"
   engine_reset
 }
 # upgrade: 2.0.0 over 1.0.0 changes one image of three
