@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A private dockerd (Debian's docker.io 20.10, trixie's 26.1 with either
-# store, or Debian testing's, 28.5 today, with the containerd store:
+# A private dockerd (Debian's docker.io 20.10, trixie's 26.1 or Debian
+# testing's, 28.5 today, each of the last two with either store:
 # DOCKERD_VARIANT below) with its own socket, data root, exec root and
 # pidfile; no iptables changes.
 #
@@ -18,9 +18,11 @@ DOCKER=/usr/bin/docker
 # DOCKERD_VARIANT picks the engine: 20.10 (Debian's docker.io, classic
 # store, the default), 26 (trixie's 26.1 from $DOCKER26, overlay2) or
 # 26-containerd (the same with the containerd image store, the default of
-# Docker 29 and Docker Desktop) or testing-containerd (Debian testing's
-# docker.io and containerd from $DOCKER_TESTING, 28.5 with containerd 2.1
-# today, with the containerd store). scripts/install-deps.sh unpacks both.
+# Docker 29 and Docker Desktop), testing (Debian testing's docker.io and
+# containerd from $DOCKER_TESTING, 28.5 with containerd 2.1 today, with
+# overlay2, the store Docker 28 still sets up by default) or
+# testing-containerd (the same with the containerd store).
+# scripts/install-deps.sh unpacks both.
 DOCKER26=${DOCKER26:-/opt/docker26}
 DOCKER_TESTING=${DOCKER_TESTING:-/opt/docker-testing}
 variant=${DOCKERD_VARIANT:-20.10}
@@ -29,8 +31,9 @@ case "$variant" in
 20.10) dockerd=/usr/sbin/dockerd; store=(--storage-driver overlay2) ;;
 26) prefix=$DOCKER26; store=(--storage-driver overlay2) ;;
 26-containerd) prefix=$DOCKER26; store=(--config-file "$dir/daemon.json" --storage-driver overlayfs) ;;
+testing) prefix=$DOCKER_TESTING; store=(--storage-driver overlay2) ;;
 testing-containerd) prefix=$DOCKER_TESTING; store=(--config-file "$dir/daemon.json" --storage-driver overlayfs) ;;
-*) die "unknown DOCKERD_VARIANT $variant (20.10, 26, 26-containerd, testing-containerd)" ;;
+*) die "unknown DOCKERD_VARIANT $variant (20.10, 26, 26-containerd, testing, testing-containerd)" ;;
 esac
 [ -z "$prefix" ] || dockerd=$prefix/usr/sbin/dockerd
 case "$cmd" in

@@ -158,6 +158,7 @@ fn zstd_plain_and_repeated_layers_install_and_run_on_the_containerd_store() {
 
 #[test]
 fn zstd_plain_and_repeated_layers_install_and_run_on_debian_testings_docker() {
+    installs_and_runs(Variant::DockerTesting);
     installs_and_runs(Variant::DockerTestingContainerd);
 }
 

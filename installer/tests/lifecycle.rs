@@ -289,8 +289,17 @@ fn lifecycle_on_docker_26_with_the_containerd_store() {
 }
 
 /// The newest Docker Debian ships (testing's: 28.5 with containerd 2.1
-/// today) with the containerd store, driven by its own CLI and the compose
-/// v2 plugin.
+/// today) with overlay2, the store Docker 28 still sets up by default,
+/// driven by its own CLI and the compose v2 plugin.
+#[test]
+fn lifecycle_on_debian_testings_docker_with_overlay2() {
+    lifecycle(
+        Variant::DockerTesting,
+        Some("/opt/docker-testing/usr/bin/docker compose"),
+    );
+}
+
+/// The same with the containerd store.
 #[test]
 fn lifecycle_on_debian_testings_docker_with_the_containerd_store() {
     lifecycle(
