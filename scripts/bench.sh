@@ -23,8 +23,8 @@
 # ratios) and writes it as JSON to $BENCH_OUT (default target/bench-MIB.json).
 #
 # BENCH_ENGINE picks the engine: docker (default; a private dockerd,
-# DOCKERD_VARIANT=20.10, 26, 26-containerd or testing-containerd as
-# scripts/dockerd.sh takes it; the last is driven by its own CLI)
+# DOCKERD_VARIANT=20.10, 26, 26-containerd, testing or testing-containerd
+# as scripts/dockerd.sh takes it; the last two are driven by their own CLI)
 # or podman (the machine's podman with storage and containers.conf of its
 # own: runc, cgroupfs; podman-compose), with `podman load` as the load
 # baseline.
@@ -74,7 +74,9 @@ engine=${BENCH_ENGINE:-docker}
 case $engine in
 docker)
   cli=/usr/bin/docker
-  [ "${DOCKERD_VARIANT:-}" = testing-containerd ] && cli=${DOCKER_TESTING:-/opt/docker-testing}/usr/bin/docker
+  case ${DOCKERD_VARIANT:-} in
+  testing | testing-containerd) cli=${DOCKER_TESTING:-/opt/docker-testing}/usr/bin/docker ;;
+  esac
   D() { "$cli" "$@"; }
   compose() { "$cli" compose "$@"; }
   engine_args=() ;;
