@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use fixtures::badreg::{BadRegistry, Fault};
-use fixtures::harness::{capture, images, target_bin, Ran, Vendor};
+use fixtures::harness::{capture, images, installer_verify, Ran, Vendor};
 use sha2::Digest as _;
 
 /// Exit code of a registry failure (bundler::cli::EXIT_REGISTRY).
@@ -96,13 +96,7 @@ impl Setup {
     /// The build succeeded, and the bundle verifies with the vendor's key.
     fn assert_built(&self, r: &Ran) {
         assert_eq!(r.code, 0, "{}", r.stderr);
-        let v = capture(
-            std::process::Command::new(target_bin("installer"))
-                .arg("verify")
-                .arg(&self.out)
-                .arg("--public-key")
-                .arg(&self.vendor.public_key),
-        );
+        let v = installer_verify(&self.out, &self.vendor.public_key);
         assert_eq!(v.code, 0, "{}", v.stderr);
     }
 }

@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use fixtures::harness::{capture, capture_with_stdin, shared, target_bin, Dockerd, Vendor};
+use fixtures::harness::{
+    capture, capture_with_stdin, installer_verify, shared, target_bin, Dockerd, Vendor,
+};
 
 fn sha(p: &Path) -> String {
     let out = Command::new("sha256sum").arg(p).output().unwrap();
@@ -153,13 +155,7 @@ fn minisign_made_keys_sign_bundles() {
             .arg(&public),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = capture(
-        Command::new(target_bin("installer"))
-            .arg("verify")
-            .arg(&out)
-            .arg("--public-key")
-            .arg(&public),
-    );
+    let r = installer_verify(&out, &public);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // And the other key does not verify it.
     let r = capture(
@@ -440,13 +436,7 @@ fn docker_media_types_and_gzip_work() {
         worker["manifest"]["media_type"],
         "application/vnd.docker.distribution.manifest.v2+json"
     );
-    let r = capture(
-        Command::new(target_bin("installer"))
-            .arg("verify")
-            .arg(&out)
-            .arg("--public-key")
-            .arg(&v.public_key),
-    );
+    let r = installer_verify(&out, &v.public_key);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
@@ -464,13 +454,7 @@ fn an_uncompressed_bundle_is_a_plain_tar_that_tar_lists_and_the_installer_verifi
     let r = capture(v.bundler().args(["inspect", "--json"]).arg(&out));
     let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(j["compression"], "none", "{}", r.stdout);
-    let r = capture(
-        Command::new(target_bin("installer"))
-            .arg("verify")
-            .arg(&out)
-            .arg("--public-key")
-            .arg(&v.public_key),
-    );
+    let r = installer_verify(&out, &v.public_key);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // The same bundle zstd'd holds the same tar.
     let packed = v.bundle("v1", &[]);

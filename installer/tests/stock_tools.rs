@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use fixtures::harness::{capture, shared, target_bin, Host, Vendor};
+use fixtures::harness::{capture, installer_verify, shared, Host, Vendor};
 use manifest_schema::Digest;
 use sha2::Digest as _;
 
@@ -122,17 +122,6 @@ fn pack(tree: &Path, order: &[String], format: &str, compress: Option<&str>, out
     assert!(status.success(), "{compress} for {format}");
 }
 
-/// `installer verify BUNDLE --public-key KEY`.
-fn verify(bundle: &Path, key: &Path) -> fixtures::harness::Ran {
-    capture(
-        Command::new(target_bin("installer"))
-            .arg("verify")
-            .arg(bundle)
-            .arg("--public-key")
-            .arg(key),
-    )
-}
-
 #[test]
 fn bundles_packed_by_gnu_tar_plain_or_compressed_and_signed_by_minisign_verify_and_install() {
     let vendor = Vendor::new(&shared().registry);
@@ -151,7 +140,7 @@ fn bundles_packed_by_gnu_tar_plain_or_compressed_and_signed_by_minisign_verify_a
             .path()
             .join(format!("{format}-{}.bundle", compress.unwrap_or("plain")));
         pack(&tree, &order, format, compress, &out);
-        let r = verify(&out, &public);
+        let r = installer_verify(&out, &public);
         assert_eq!(r.code, 0, "{format} + {compress:?}: {}", r.stderr);
         assert!(
             r.stderr.contains("every entry matches the manifest"),
@@ -167,7 +156,7 @@ fn bundles_packed_by_gnu_tar_plain_or_compressed_and_signed_by_minisign_verify_a
         "no GNU long name entry"
     );
     // The vendor's key does not verify what the minisign command signed.
-    let r = verify(&packed[0], &vendor.public_key);
+    let r = installer_verify(&packed[0], &vendor.public_key);
     assert_eq!(r.code, 2, "{}", r.stderr);
 
     let host = Host::new(None);
