@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ed25519_dalek::{Signer, SigningKey};
-use fixtures::harness::{capture, free_port, shared, target_bin, tree_hash, Dockerd, Ran, Vendor};
+use fixtures::harness::{
+    capture, free_port, installer_verify, shared, target_bin, tree_hash, Dockerd, Ran, Vendor,
+};
 use installer::minisign::{prehash, Algorithm, KeyId, PublicKey, Signature};
 use installer::tarfmt::{header_block, set_checksum, TarReader, BLOCK};
 use manifest_schema::Manifest;
@@ -543,12 +545,11 @@ fn forge_base(dir: &Path) -> (Vendor, Vec<E>, Forger, Forger) {
     (vendor, base, good, other)
 }
 
-fn installer(docker: Option<&Dockerd>) -> Command {
+/// An `installer` command for the daemon `docker`.
+fn installer(docker: &Dockerd) -> Command {
     let mut c = Command::new(target_bin("installer"));
-    if let Some(d) = docker {
-        c.env("DOCKER_HOST", &d.host)
-            .env("INSTALLER_DOCKER", "/usr/bin/docker");
-    }
+    c.env("DOCKER_HOST", &docker.host)
+        .env("INSTALLER_DOCKER", docker.cli);
     c
 }
 
@@ -576,13 +577,7 @@ fn verify_refuses_every_hostile_bundle() {
     ] {
         let ok = dir.path().join(name);
         std::fs::write(&ok, bytes).unwrap();
-        let r = capture(
-            installer(None)
-                .arg("verify")
-                .arg(&ok)
-                .arg("--public-key")
-                .arg(&good.pub_path),
-        );
+        let r = installer_verify(&ok, &good.pub_path);
         assert_eq!(r.code, 0, "{name}: {}", r.stderr);
     }
     let all = cases(&base, &good, &other);
@@ -590,25 +585,13 @@ fn verify_refuses_every_hostile_bundle() {
     for c in &all {
         let p = dir.path().join(format!("{}.bundle", c.name));
         std::fs::write(&p, &c.bytes).unwrap();
-        let r = capture(
-            installer(None)
-                .arg("verify")
-                .arg(&p)
-                .arg("--public-key")
-                .arg(&good.pub_path),
-        );
+        let r = installer_verify(&p, &good.pub_path);
         check(&r, c, "verify");
     }
     // A directory holding no bundle (or several) is refused, naming what it found.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let r = capture(
-        installer(None)
-            .arg("verify")
-            .arg(&empty)
-            .arg("--public-key")
-            .arg(&good.pub_path),
-    );
+    let r = installer_verify(&empty, &good.pub_path);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr.contains(
@@ -694,7 +677,7 @@ fn install_refuses_every_hostile_bundle_and_changes_nothing() {
     let ok = dir.path().join("ok.bundle");
     std::fs::write(&ok, zstd(&tar_bytes(&base))).unwrap();
     let r = capture(
-        installer(Some(&docker))
+        installer(&docker)
             .arg("install")
             .arg(&ok)
             .arg("--dir")
@@ -711,7 +694,7 @@ fn install_refuses_every_hostile_bundle_and_changes_nothing() {
         let p = dir.path().join(format!("{}.bundle", c.name));
         std::fs::write(&p, &c.bytes).unwrap();
         let r = capture(
-            installer(Some(&docker))
+            installer(&docker)
                 .arg("install")
                 .arg(&p)
                 .arg("--dir")
@@ -738,7 +721,7 @@ fn install_refuses_every_hostile_bundle_and_changes_nothing() {
     let p = dir.path().join("fresh.bundle");
     std::fs::write(&p, &c.bytes).unwrap();
     let r = capture(
-        installer(Some(&docker))
+        installer(&docker)
             .arg("install")
             .arg(&p)
             .arg("--dir")
@@ -801,13 +784,7 @@ fn a_bundle_of_100000_entries_verifies() {
         .collect();
     let p = dir.path().join("many.bundle");
     std::fs::write(&p, zstd(&tar_bytes(&entries))).unwrap();
-    let r = capture(
-        installer(None)
-            .arg("verify")
-            .arg(&p)
-            .arg("--public-key")
-            .arg(&good.pub_path),
-    );
+    let r = installer_verify(&p, &good.pub_path);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
