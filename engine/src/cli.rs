@@ -16,7 +16,8 @@ pub trait Flavor: fmt::Debug + Sync + 'static {
     const KIND: &'static str;
     /// The variable that overrides the binary's path.
     const BIN_VAR: &'static str;
-    /// The `info --format` that proves the daemon answers.
+    /// The `info --format` that proves the daemon answers: the daemon's
+    /// version on the first line, then what [`Flavor::store_of`] reads.
     const INFO_FORMAT: &'static str;
     /// Whether `load` may leave out layer files the engine has.
     const SKIPS_PRESENT_LAYERS: bool;
@@ -32,9 +33,8 @@ pub trait Flavor: fmt::Debug + Sync + 'static {
     /// The composes to try, in order, for the binary `bin`.
     fn composes(bin: &str) -> Vec<String>;
     /// Where the engine keeps images.
-    fn store(engine: &CliEngine<Self>) -> Result<Store, EngineError>
-    where
-        Self: Sized;
+    /// The store, from the whole output of `info --format INFO_FORMAT`.
+    fn store_of(info: &str) -> Store;
     /// Runs before the project's containers are inspected.
     fn before_inspect(_engine: &CliEngine<Self>, _ids: &[String])
     where
@@ -56,6 +56,12 @@ fn tail(b: &[u8], n: usize) -> String {
     let s = String::from_utf8_lossy(b);
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The daemon's version: the first line of what `info --format
+/// INFO_FORMAT` printed.
+pub(crate) fn daemon_version(info: &str) -> &str {
+    info.lines().next().unwrap_or("").trim()
 }
 
 /// The non-empty lines of a command's stdout.
@@ -92,7 +98,10 @@ pub fn run(cmd: &mut Command, hint: &'static str) -> Result<Output, EngineError>
 pub struct CliEngine<F: Flavor> {
     bin: String,
     compose: ComposeCli,
-    store: std::sync::OnceLock<Store>,
+    /// What `info` said, once it answered: the daemon's version and store
+    /// do not change while the installer runs, and each `info` costs a
+    /// CLI start (with docker's, every CLI plugin's as well).
+    info: std::sync::OnceLock<String>,
     flavor: PhantomData<F>,
 }
 
@@ -105,7 +114,7 @@ impl<F: Flavor> CliEngine<F> {
         Ok(CliEngine {
             bin,
             compose,
-            store: std::sync::OnceLock::new(),
+            info: std::sync::OnceLock::new(),
             flavor: PhantomData,
         })
     }
@@ -115,13 +124,23 @@ impl<F: Flavor> CliEngine<F> {
         Command::new(&self.bin)
     }
 
-    /// The daemon's version, as its `info` reports it.
-    fn version(&self) -> Result<String, EngineError> {
+    /// What the daemon's `info --format INFO_FORMAT` says; asked once it
+    /// answers, again while it does not.
+    fn info_output(&self) -> Result<&str, EngineError> {
+        if let Some(i) = self.info.get() {
+            return Ok(i);
+        }
         let out = run(
             self.cmd().args(["info", "--format", F::INFO_FORMAT]),
             ENGINE_HINT,
         )?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok(self.info.get_or_init(|| text))
+    }
+
+    /// The daemon's version, as its `info` reports it.
+    fn version(&self) -> Result<String, EngineError> {
+        Ok(daemon_version(self.info_output()?).to_owned())
     }
 }
 
@@ -248,11 +267,7 @@ impl<F: Flavor> Engine for CliEngine<F> {
     }
 
     fn store(&self) -> Result<Store, EngineError> {
-        if let Some(s) = self.store.get() {
-            return Ok(*s);
-        }
-        let s = F::store(self)?;
-        Ok(*self.store.get_or_init(|| s))
+        Ok(F::store_of(self.info_output()?))
     }
 
     fn describe(&self) -> String {

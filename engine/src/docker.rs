@@ -1,8 +1,8 @@
 //! Docker: `docker` (the daemon's CLI), with the compose v2 plugin or a
 //! standalone `docker-compose`.
 
-use super::cli::{run, CliEngine, Flavor};
-use super::{EngineError, Store};
+use super::cli::Flavor;
+use super::Store;
 
 /// Docker's flavor.
 #[derive(Debug)]
@@ -11,7 +11,7 @@ pub struct Docker;
 impl Flavor for Docker {
     const KIND: &'static str = "docker";
     const BIN_VAR: &'static str = "INSTALLER_DOCKER";
-    const INFO_FORMAT: &'static str = "{{.ServerVersion}}";
+    const INFO_FORMAT: &'static str = "{{.ServerVersion}}\n{{json .DriverStatus}}";
     // Docker's load looks a layer up by chain ID before opening its file
     // (moby image/tarexport/load.go).
     const MIN_VERSION: (u64, u64) = (20, 10);
@@ -35,19 +35,31 @@ impl Flavor for Docker {
 
     /// The containerd store says so in `docker info`'s driver status
     /// (`driver-type: io.containerd.snapshotter.v1`).
-    fn store(engine: &CliEngine<Self>) -> Result<Store, EngineError> {
-        let out = run(
-            engine
-                .cmd()
-                .args(["info", "--format", "{{json .DriverStatus}}"]),
-            "check that the docker daemon runs and DOCKER_HOST points at it",
-        )?;
-        Ok(
-            if String::from_utf8_lossy(&out.stdout).contains("io.containerd.snapshotter") {
-                Store::Containerd
-            } else {
-                Store::Classic
-            },
-        )
+    fn store_of(info: &str) -> Store {
+        if info.contains("io.containerd.snapshotter") {
+            Store::Containerd
+        } else {
+            Store::Classic
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::daemon_version;
+
+    // What `docker info --format INFO_FORMAT` printed: Docker 26.1.5 with
+    // the containerd store, Docker 20.10 with overlay2.
+    const CONTAINERD: &str = "26.1.5+dfsg1\n[[\"driver-type\",\"io.containerd.snapshotter.v1\"]]";
+    const OVERLAY2: &str = "20.10.24+dfsg1\n[[\"Backing Filesystem\",\"extfs\"],[\"Supports d_type\",\"true\"],[\"Native Overlay Diff\",\"true\"],[\"userxattr\",\"false\"]]";
+
+    #[test]
+    fn one_info_gives_the_daemons_version_and_its_store() {
+        assert_eq!(daemon_version(CONTAINERD), "26.1.5+dfsg1");
+        assert_eq!(Docker::store_of(CONTAINERD), Store::Containerd);
+        assert_eq!(daemon_version(OVERLAY2), "20.10.24+dfsg1");
+        assert_eq!(Docker::store_of(OVERLAY2), Store::Classic);
+        assert_eq!(daemon_version(""), "");
     }
 }

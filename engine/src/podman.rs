@@ -3,7 +3,7 @@
 use std::process::Stdio;
 
 use super::cli::{CliEngine, Flavor};
-use super::{EngineError, Store};
+use super::Store;
 
 /// Podman's flavor.
 #[derive(Debug)]
@@ -30,8 +30,8 @@ impl Flavor for Podman {
     }
 
     /// Podman's store gives an image its config digest as ID.
-    fn store(_engine: &CliEngine<Self>) -> Result<Store, EngineError> {
-        Ok(Store::Classic)
+    fn store_of(_info: &str) -> Store {
+        Store::Classic
     }
 
     /// Podman schedules healthchecks with systemd timers; on a host without
