@@ -10,8 +10,10 @@ pub(crate) struct StagingSink {
     pub(crate) fs: Root,
     /// The staging dir, relative to the install dir.
     pub(crate) rel: PathBuf,
-    pub(crate) file: Option<std::fs::File>,
+    pub(crate) file: Option<(PathBuf, std::fs::File)>,
     pub(crate) interrupted: Arc<AtomicBool>,
+    /// Where each finished file goes to be written back.
+    pub(crate) writeback: Writeback,
 }
 
 impl StagingSink {
@@ -33,18 +35,77 @@ impl EntrySink for StagingSink {
             Err(io::Error::other("fault point extract-entry"))
         );
         let p = self.target(kind);
-        self.file = Some(self.fs.create_new(&p, 0o644)?);
+        let f = self.fs.create_new(&p, 0o644)?;
+        self.file = Some((p, f));
         Ok(())
     }
     fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
         stop_if_interrupted(&self.interrupted)?;
-        self.file.as_mut().expect("begun").write_all(chunk)
+        self.file.as_mut().expect("begun").1.write_all(chunk)
     }
     fn finish(&mut self) -> io::Result<()> {
-        // No fsync per entry: `keep_release` syncs the filesystem once,
-        // before anything staged is renamed into place.
-        self.file.take().expect("begun");
+        // Written back while the rest streams; `keep` waits for that before
+        // anything staged is renamed into place.
+        let (p, f) = self.file.take().expect("begun");
+        self.writeback.send(p, f);
         Ok(())
+    }
+}
+
+/// Writes staged files back to disk while the rest of the bundle streams:
+/// a thread of its own syncs each finished file's data, so that what is
+/// left to wait for once the last entry is in is the last few files, not
+/// the whole bundle (0.24 s of `syncfs` after the 512 MiB bench bundle
+/// streamed, on a fast disk; seconds on a slow one). A file's write error
+/// is kept for [`Writeback::wait`], naming the file.
+pub(crate) struct Writeback {
+    queue: Option<std::sync::mpsc::Sender<(PathBuf, std::fs::File)>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl Writeback {
+    /// Starts the thread; without one, files are left to the `syncfs`
+    /// that follows [`Writeback::wait`].
+    pub(crate) fn start() -> Writeback {
+        let (queue, files) = std::sync::mpsc::channel::<(PathBuf, std::fs::File)>();
+        let thread = std::thread::Builder::new()
+            .name("writeback".into())
+            .spawn(move || {
+                let mut first = Ok(());
+                for (path, f) in files {
+                    if let (Err(e), Ok(())) = (f.sync_data(), &first) {
+                        first = Err(io::Error::new(
+                            e.kind(),
+                            format!("writing {} to disk: {e}", path.display()),
+                        ));
+                    }
+                }
+                first
+            })
+            .ok();
+        Writeback {
+            queue: thread.as_ref().map(|_| queue),
+            thread,
+        }
+    }
+
+    fn send(&self, path: PathBuf, f: std::fs::File) {
+        if let Some(q) = &self.queue {
+            // A thread that ended early leaves the file to `syncfs`.
+            let _ = q.send((path, f));
+        }
+    }
+
+    /// Waits until every file sent is on disk; the first that could not
+    /// be written.
+    pub(crate) fn wait(&mut self) -> io::Result<()> {
+        self.queue.take();
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the writeback thread panicked"))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -200,6 +261,8 @@ pub(crate) struct Staged {
     pub(crate) verified: VerifiedManifest,
     /// The staging dir (absolute).
     pub(crate) staging: PathBuf,
+    /// Its files on their way to disk.
+    pub(crate) writeback: Writeback,
     /// Removes the staging dir when the install stops.
     pub(crate) _staging_cleanup: Cleanup,
     /// Clears the journal if the install stops before changing anything.
@@ -243,6 +306,7 @@ pub(crate) fn verify_and_stage(
         rel: StateDir::rel("staging").join(&pid),
         file: None,
         interrupted: opts.interrupted.clone(),
+        writeback: Writeback::start(),
     };
     // A link or special file at .env is reported with the other problems.
     let env = read_env(&fs);
@@ -281,6 +345,7 @@ pub(crate) fn verify_and_stage(
     Ok(Staged {
         verified,
         staging,
+        writeback: sink.writeback,
         _staging_cleanup: staging_cleanup,
         journal_guard,
         env_text,
@@ -335,6 +400,7 @@ pub(crate) fn keep(
         self_update(&plan.opts, m, &staged.staging, report)?;
     }
     plan.sd.create()?;
+    staged.writeback.wait().map_err(InstallError::Fs)?;
     keep_release(
         &plan.sd,
         &staged.verified,
@@ -362,4 +428,37 @@ pub(crate) fn keep(
         Err(InstallError::Input("fault point after-stage".into()))
     );
     Ok(from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writeback_syncs_what_it_is_sent_and_names_the_first_file_it_could_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = dir.path().join("blob");
+        std::fs::write(&written, b"layer").unwrap();
+        let mut wb = Writeback::start();
+        wb.send(written.clone(), std::fs::File::open(&written).unwrap());
+        assert!(wb.wait().is_ok());
+
+        // fdatasync of a pipe fails (EINVAL), as a file on a failing disk would.
+        let mut wb = Writeback::start();
+        wb.send(written.clone(), std::fs::File::open(&written).unwrap());
+        let (pipe, _other_end) = std::io::pipe().unwrap();
+        let broken = PathBuf::from("staging/1/blobs/feed");
+        wb.send(
+            broken,
+            std::fs::File::from(std::os::fd::OwnedFd::from(pipe)),
+        );
+        let e = wb.wait().unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("writing staging/1/blobs/feed to disk: "),
+            "{e}"
+        );
+        // Waited for once: nothing is left.
+        assert!(wb.wait().is_ok());
+    }
 }
