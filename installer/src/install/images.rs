@@ -185,10 +185,32 @@ struct Progress {
     results: Vec<(usize, Result<(), String>)>,
 }
 
+/// The bytes of the heaviest chain of loads that starts with each: its own
+/// layers' bytes (less those it leaves out) plus the heaviest chain of the
+/// loads that wait for it ([`LoadPlan::after`] is always an earlier load).
+pub fn chain_bytes(sizes: &[Vec<u64>], plan: &[LoadPlan]) -> Vec<u64> {
+    let own: Vec<u64> = sizes
+        .iter()
+        .zip(plan)
+        .map(|(s, p)| s.iter().skip(p.skip).sum())
+        .collect();
+    let mut chain = own.clone();
+    for i in (0..plan.len()).rev() {
+        if let Some(j) = plan[i].after {
+            chain[j] = chain[j].max(own[j] + chain[i]);
+        }
+    }
+    chain
+}
+
 /// Loads `loads` on up to the engine's [`Engine::load_lanes`] threads, each
-/// taking the first load in order whose [`LoadPlan::after`] has loaded;
-/// after a failure none starts another, and the first failure in the
-/// manifest's order is the error.
+/// taking, of the loads whose [`LoadPlan::after`] has loaded, the one that
+/// starts the heaviest chain ([`chain_bytes`]; the earlier in a tie): the
+/// engine unpacks an image's layers one after another, so the largest
+/// image, and what waits for it, bounds the whole, and with more images
+/// than lanes it must not start behind smaller ones. After a failure none
+/// starts another, and the first failure in the manifest's order is the
+/// error.
 fn load_all(
     sd: &StateDir,
     engine: &dyn Engine,
@@ -216,6 +238,11 @@ fn load_all(
         failed: false,
         results: Vec::new(),
     });
+    let sizes: Vec<Vec<u64>> = loads
+        .iter()
+        .map(|l| l.img.layers.iter().map(|d| d.size).collect())
+        .collect();
+    let weight = chain_bytes(&sizes, plan);
     let turn = std::sync::Condvar::new();
     let lock = || progress.lock().unwrap_or_else(|e| e.into_inner());
     let next = || -> Option<usize> {
@@ -225,7 +252,8 @@ fn load_all(
                 return None;
             }
             let ready = (0..loads.len())
-                .find(|&i| !p.started[i] && plan[i].after.is_none_or(|j| p.done[j]));
+                .filter(|&i| !p.started[i] && plan[i].after.is_none_or(|j| p.done[j]))
+                .max_by_key(|&i| (weight[i], std::cmp::Reverse(i)));
             if let Some(i) = ready {
                 p.started[i] = true;
                 return Some(i);
@@ -880,6 +908,50 @@ mod tests {
         assert_eq!(files("a/x:1"), 2);
         assert_eq!(files("b/y:1"), 1, "the shared base is left out");
         assert_eq!(files("c/z:1"), 1);
+    }
+
+    #[test]
+    fn with_more_images_than_lanes_the_heaviest_chain_starts_first() {
+        // a's base (12 bytes) is at least as large as the rest of b: b
+        // waits for a. a starts the heaviest chain (13 + 10 bytes), then c
+        // (20) before b (10), though c is larger than a alone.
+        let (_d, sd, m) =
+            stored("a/x:1=basebasebase,a;b/y:1=basebasebase,bbbbbbbbbb;c/z:1=cccccccccccccccccccc");
+        let e = FakeEngine {
+            lanes: 1,
+            ..FakeEngine::default()
+        };
+        ensure_images(&sd, &e, &m, &Stderr { quiet: true }).unwrap();
+        let order: Vec<String> = e.log.borrow().iter().map(|l| l.0.clone()).collect();
+        assert_eq!(order, ["a/x:1", "c/z:1", "b/y:1"]);
+        // No waits: largest first.
+        let (_d, sd, m) = stored("a/x:1=a;b/y:1=bbbbbbbbbbbb;c/z:1=cccccc");
+        let e = FakeEngine {
+            lanes: 1,
+            ..FakeEngine::default()
+        };
+        ensure_images(&sd, &e, &m, &Stderr { quiet: true }).unwrap();
+        let order: Vec<String> = e.log.borrow().iter().map(|l| l.0.clone()).collect();
+        assert_eq!(order, ["b/y:1", "c/z:1", "a/x:1"]);
+    }
+
+    #[rstest]
+    #[case::independent(&[&[5][..], &[9], &[1]], &[None, None, None], &[0, 0, 0], &[5, 9, 1])]
+    #[case::a_chain(&[&[4, 1][..], &[4, 3], &[4, 2]], &[None, Some(0), Some(1)], &[0, 1, 1], &[10, 5, 2])]
+    #[case::two_wait_for_one(&[&[4, 1][..], &[4, 3], &[4, 7]], &[None, Some(0), Some(0)], &[0, 1, 1], &[12, 3, 7])]
+    fn a_chain_weighs_what_its_loads_send(
+        #[case] sizes: &[&[u64]],
+        #[case] after: &[Option<usize>],
+        #[case] skip: &[usize],
+        #[case] want: &[u64],
+    ) {
+        let sizes: Vec<Vec<u64>> = sizes.iter().map(|s| s.to_vec()).collect();
+        let plan: Vec<LoadPlan> = after
+            .iter()
+            .zip(skip)
+            .map(|(&after, &skip)| LoadPlan { after, skip })
+            .collect();
+        assert_eq!(chain_bytes(&sizes, &plan), want);
     }
 
     fn read_name(archive: &[u8]) -> String {
