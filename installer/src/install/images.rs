@@ -311,7 +311,27 @@ pub fn look_ahead(free: u64, sizes: &[Option<u64>]) -> Result<bool, usize> {
     }))
 }
 
-/// Loads `loads` one at a time, in order, each from a docker-archive file
+/// The order of plain-file loads: of those whose [`LoadPlan::after`] has
+/// gone, the one with the smallest copy (`sizes`, from
+/// [`plain_archive_size`]; unknown goes last, the earlier in a tie). The
+/// engine starts only once the first copy is written, and from then on the
+/// next is written while it loads (podman's load of a copy takes longer
+/// than writing it: 10.7 s against about 3 s for the bench corpus' three),
+/// so the whole is the first copy's writing plus every load.
+pub fn smallest_first(sizes: &[Option<u64>], plan: &[LoadPlan]) -> Vec<usize> {
+    let mut order = Vec::with_capacity(sizes.len());
+    let mut gone = vec![false; sizes.len()];
+    while let Some(i) = (0..sizes.len())
+        .filter(|&i| !gone[i] && plan[i].after.is_none_or(|j| gone[j]))
+        .min_by_key(|&i| (sizes[i].unwrap_or(u64::MAX), i))
+    {
+        gone[i] = true;
+        order.push(i);
+    }
+    order
+}
+
+/// Loads `loads` one at a time, in [`smallest_first`] order, each from a docker-archive file
 /// in the staging dir with its layers decompressed
 /// ([`Engine::loads_plain_files`]). When [`look_ahead`] allows, a second
 /// thread writes the next image's file while the engine loads the one
@@ -333,7 +353,10 @@ fn load_plain_files(
         .zip(plan)
         .map(|(l, p)| plain_archive_size(sd, l.img, p.skip))
         .collect();
-    let ahead = look_ahead(free, &sizes).map_err(|i| {
+    let order = smallest_first(&sizes, plan);
+    let in_order: Vec<Option<u64>> = order.iter().map(|&i| sizes[i]).collect();
+    let ahead = look_ahead(free, &in_order).map_err(|k| {
+        let i = order[k];
         format!(
             "{}: not enough free space in {} for the copy with its layers decompressed that {} loads from: about {} bytes needed, {free} free; hint: free space there (the copy is removed once loaded)",
             loads[i].img.name,
@@ -350,9 +373,11 @@ fn load_plain_files(
         // that file's removal before it writes the next.
         let (files, staged) = std::sync::mpsc::sync_channel::<StagedLoad>(0);
         let (removed, wait_removed) = std::sync::mpsc::channel::<()>();
+        let order = &order;
         s.spawn(move || {
-            for (i, load) in loads.iter().enumerate() {
-                if i > 0 && !ahead && wait_removed.recv().is_err() {
+            for (k, &i) in order.iter().enumerate() {
+                let load = &loads[i];
+                if k > 0 && !ahead && wait_removed.recv().is_err() {
                     break;
                 }
                 if stop.load(Ordering::Relaxed) {
@@ -368,7 +393,7 @@ fn load_plain_files(
             }
         });
         let result = (|| {
-            for load in loads {
+            for load in order.iter().map(|&i| &loads[i]) {
                 let file = staged
                     .recv()
                     .map_err(|_| format!("{}: its archive was never written", load.img.name))?
@@ -1023,6 +1048,50 @@ mod tests {
             assert_eq!(e.tags.borrow()[&img.name], img.config.digest.to_string());
         }
         assert_eq!(staged_loads(&sd), 0, "every copy is removed once loaded");
+    }
+
+    #[test]
+    fn plain_file_loads_start_with_the_smallest_copy() {
+        // Sizes apart by more than the tar's 512-byte blocks.
+        let spec = format!(
+            "a/x:1={};b/y:1=b;c/z:1={}",
+            "a".repeat(6000),
+            "c".repeat(3000)
+        );
+        let (_d, sd, m) = stored(&spec);
+        std::fs::create_dir_all(sd.staging()).unwrap();
+        let (loads, plan) = loads_of(&sd, &m);
+        let e = FakeEngine {
+            plain_files: true,
+            ..FakeEngine::default()
+        };
+        load_plain_files(&sd, &e, &loads, &plan, 1 << 40, &Stderr { quiet: true }).unwrap();
+        let name_of = |p: &PathBuf| {
+            let f = p.file_name().unwrap().to_string_lossy().into_owned();
+            m.images
+                .iter()
+                .find(|i| f == format!("load-{}.tar", i.manifest.digest.hex()))
+                .map(|i| i.name.clone())
+                .unwrap()
+        };
+        let order: Vec<String> = e.loaded_files.borrow().iter().map(name_of).collect();
+        assert_eq!(order, ["b/y:1", "c/z:1", "a/x:1"]);
+    }
+
+    #[rstest]
+    #[case::by_size(&[Some(9), Some(1), Some(5)], &[None, None, None], &[1, 2, 0])]
+    #[case::unknown_last_ties_in_order(&[None, Some(3), Some(3)], &[None, None, None], &[1, 2, 0])]
+    #[case::after_what_it_waits_for(&[Some(9), Some(1), Some(5)], &[None, Some(0), None], &[2, 0, 1])]
+    fn plain_file_loads_go_smallest_first_after_what_they_wait_for(
+        #[case] sizes: &[Option<u64>],
+        #[case] after: &[Option<usize>],
+        #[case] want: &[usize],
+    ) {
+        let plan: Vec<LoadPlan> = after
+            .iter()
+            .map(|&after| LoadPlan { after, skip: 0 })
+            .collect();
+        assert_eq!(smallest_first(sizes, &plan), want);
     }
 
     #[test]
