@@ -32,8 +32,8 @@ pub trait Flavor: fmt::Debug + Sync + 'static {
     const ZSTD_PULLS_SINCE: (u64, u64);
     /// The composes to try, in order, for the binary `bin`.
     fn composes(bin: &str) -> Vec<String>;
-    /// Where the engine keeps images.
-    /// The store, from the whole output of `info --format INFO_FORMAT`.
+    /// Where the engine keeps images, read from the whole output of `info
+    /// --format INFO_FORMAT`.
     fn store_of(info: &str) -> Store;
     /// Runs before the project's containers are inspected.
     fn before_inspect(_engine: &CliEngine<Self>, _ids: &[String])

@@ -10,7 +10,9 @@ pub(crate) struct StagingSink {
     pub(crate) fs: Root,
     /// The staging dir, relative to the install dir.
     pub(crate) rel: PathBuf,
-    pub(crate) file: Option<(PathBuf, std::fs::File)>,
+    /// The entry being written, where, and whether it goes to the
+    /// writeback when done.
+    pub(crate) file: Option<(PathBuf, std::fs::File, bool)>,
     pub(crate) interrupted: Arc<AtomicBool>,
     /// Where each finished file goes to be written back.
     pub(crate) writeback: Writeback,
@@ -35,8 +37,12 @@ impl EntrySink for StagingSink {
             Err(io::Error::other("fault point extract-entry"))
         );
         let p = self.target(kind);
+        let size = match kind {
+            EntryKind::File(f) | EntryKind::Layout(f) => f.size,
+            EntryKind::Blob(d) | EntryKind::Provenance(d) => d.size,
+        };
         let f = self.fs.create_new(&p, 0o644)?;
-        self.file = Some((p, f));
+        self.file = Some((p, f, size >= WRITEBACK_FROM));
         Ok(())
     }
     fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
@@ -44,13 +50,26 @@ impl EntrySink for StagingSink {
         self.file.as_mut().expect("begun").1.write_all(chunk)
     }
     fn finish(&mut self) -> io::Result<()> {
-        // Written back while the rest streams; `keep` waits for that before
-        // anything staged is renamed into place.
-        let (p, f) = self.file.take().expect("begun");
-        self.writeback.send(p, f);
+        // A large entry is written back while the rest streams; `keep`
+        // waits for that, then syncs the filesystem (the small ones with
+        // it), before anything staged is renamed into place.
+        let (p, f, large) = self.file.take().expect("begun");
+        if large {
+            self.writeback.send(p, f);
+        }
         Ok(())
     }
 }
+
+/// Entries from this size on go to the [`Writeback`]; smaller ones are
+/// left to the `syncfs` after it (a sync each would cost more than their
+/// data: a journal commit apiece).
+const WRITEBACK_FROM: u64 = 1 << 20;
+
+/// Files that may wait for the [`Writeback`] at once, each holding a
+/// descriptor open; a file that finds the queue full is left to the
+/// `syncfs` after it, so the stream never waits for the disk here.
+const WRITEBACK_QUEUE: usize = 16;
 
 /// Writes staged files back to disk while the rest of the bundle streams:
 /// a thread of its own syncs each finished file's data, so that what is
@@ -59,7 +78,7 @@ impl EntrySink for StagingSink {
 /// streamed, on a fast disk; seconds on a slow one). A file's write error
 /// is kept for [`Writeback::wait`], naming the file.
 pub(crate) struct Writeback {
-    queue: Option<std::sync::mpsc::Sender<(PathBuf, std::fs::File)>>,
+    queue: Option<std::sync::mpsc::SyncSender<(PathBuf, std::fs::File)>>,
     thread: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
@@ -67,7 +86,8 @@ impl Writeback {
     /// Starts the thread; without one, files are left to the `syncfs`
     /// that follows [`Writeback::wait`].
     pub(crate) fn start() -> Writeback {
-        let (queue, files) = std::sync::mpsc::channel::<(PathBuf, std::fs::File)>();
+        let (queue, files) =
+            std::sync::mpsc::sync_channel::<(PathBuf, std::fs::File)>(WRITEBACK_QUEUE);
         let thread = std::thread::Builder::new()
             .name("writeback".into())
             .spawn(move || {
@@ -76,7 +96,10 @@ impl Writeback {
                     if let (Err(e), Ok(())) = (f.sync_data(), &first) {
                         first = Err(io::Error::new(
                             e.kind(),
-                            format!("writing {} to disk: {e}", path.display()),
+                            format!(
+                                "writing {} to disk: {e}; hint: check the disk and its free space (nothing was changed)",
+                                path.display()
+                            ),
                         ));
                     }
                 }
@@ -91,8 +114,9 @@ impl Writeback {
 
     fn send(&self, path: PathBuf, f: std::fs::File) {
         if let Some(q) = &self.queue {
-            // A thread that ended early leaves the file to `syncfs`.
-            let _ = q.send((path, f));
+            // A full queue, or a thread that ended early, leaves the file
+            // to `syncfs`.
+            let _ = q.try_send((path, f));
         }
     }
 
