@@ -935,29 +935,32 @@ mod tests {
         assert_eq!(files("c/z:1"), 1);
     }
 
-    #[test]
-    fn with_more_images_than_lanes_the_heaviest_chain_starts_first() {
-        // a's base (12 bytes) is at least as large as the rest of b: b
-        // waits for a. a starts the heaviest chain (13 + 10 bytes), then c
-        // (20) before b (10), though c is larger than a alone.
-        let (_d, sd, m) =
-            stored("a/x:1=basebasebase,a;b/y:1=basebasebase,bbbbbbbbbb;c/z:1=cccccccccccccccccccc");
+    /// The order in which one lane loads the images of `spec`.
+    fn one_lane_load_order(spec: &str) -> Vec<String> {
+        let (_d, sd, m) = stored(spec);
         let e = FakeEngine {
             lanes: 1,
             ..FakeEngine::default()
         };
         ensure_images(&sd, &e, &m, &Stderr { quiet: true }).unwrap();
-        let order: Vec<String> = e.log.borrow().iter().map(|l| l.0.clone()).collect();
-        assert_eq!(order, ["a/x:1", "c/z:1", "b/y:1"]);
-        // No waits: largest first.
-        let (_d, sd, m) = stored("a/x:1=a;b/y:1=bbbbbbbbbbbb;c/z:1=cccccc");
-        let e = FakeEngine {
-            lanes: 1,
-            ..FakeEngine::default()
-        };
-        ensure_images(&sd, &e, &m, &Stderr { quiet: true }).unwrap();
-        let order: Vec<String> = e.log.borrow().iter().map(|l| l.0.clone()).collect();
-        assert_eq!(order, ["b/y:1", "c/z:1", "a/x:1"]);
+        let order = e.log.borrow().iter().map(|l| l.0.clone()).collect();
+        order
+    }
+
+    // a's base (12 bytes) is at least as large as the rest of b: b waits
+    // for a. a starts the heaviest chain (13 + 10 bytes), then c (20)
+    // before b (10), though c is larger than a alone.
+    #[rstest]
+    #[case::a_chain_outweighs_a_larger_image(
+        "a/x:1=basebasebase,a;b/y:1=basebasebase,bbbbbbbbbb;c/z:1=cccccccccccccccccccc",
+        &["a/x:1", "c/z:1", "b/y:1"]
+    )]
+    #[case::no_waits_largest_first("a/x:1=a;b/y:1=bbbbbbbbbbbb;c/z:1=cccccc", &["b/y:1", "c/z:1", "a/x:1"])]
+    fn with_more_images_than_lanes_the_heaviest_chain_starts_first(
+        #[case] spec: &str,
+        #[case] want: &[&str],
+    ) {
+        assert_eq!(one_lane_load_order(spec), want);
     }
 
     #[rstest]

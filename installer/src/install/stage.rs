@@ -76,7 +76,9 @@ const WRITEBACK_QUEUE: usize = 16;
 /// left to wait for once the last entry is in is the last few files, not
 /// the whole bundle (0.24 s of `syncfs` after the 512 MiB bench bundle
 /// streamed, on a fast disk; seconds on a slow one). A file's write error
-/// is kept for [`Writeback::wait`], naming the file.
+/// is kept for [`Writeback::wait`], naming the file. The bundler's output
+/// does the same for its one file ([`bundle_format::output::SyncBehind`],
+/// a sync every 64 MiB); here there are many files, each synced once.
 pub(crate) struct Writeback {
     queue: Option<std::sync::mpsc::SyncSender<(PathBuf, std::fs::File)>>,
     thread: Option<std::thread::JoinHandle<io::Result<()>>>,
