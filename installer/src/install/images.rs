@@ -331,8 +331,8 @@ pub fn smallest_first(sizes: &[Option<u64>], plan: &[LoadPlan]) -> Vec<usize> {
     order
 }
 
-/// Loads `loads` one at a time, in [`smallest_first`] order, each from a docker-archive file
-/// in the staging dir with its layers decompressed
+/// Loads `loads` one at a time, in [`smallest_first`] order, each from a
+/// docker-archive file in the staging dir with its layers decompressed
 /// ([`Engine::loads_plain_files`]). When [`look_ahead`] allows, a second
 /// thread writes the next image's file while the engine loads the one
 /// before, so the engine's unpack and the decompression run on different
