@@ -92,8 +92,8 @@ fi
 
 # The newest Docker Debian ships: testing's docker.io, containerd and
 # docker-cli (28.5 with containerd 2.1 on 2026-12-07), for dockerd.sh's
-# testing-containerd variant. Its dockerd, containerd and CLI need glibc
-# 2.34; runc is bookworm's, as for 26.1.
+# testing and testing-containerd variants. Its dockerd, containerd and
+# CLI need glibc 2.34; runc is bookworm's, as for 26.1.
 docker_testing=${DOCKER_TESTING:-/opt/docker-testing}
 if [ ! -x "$docker_testing/usr/sbin/dockerd" ]; then
   rm -rf "$docker_testing.tmp"

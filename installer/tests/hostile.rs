@@ -7,11 +7,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ed25519_dalek::{Signer, SigningKey};
 use fixtures::harness::{
-    capture, free_port, installer_verify, shared, target_bin, tree_hash, Dockerd, Ran, Vendor,
+    capture, free_port, installer_verify, shared, tree_hash, Dockerd, Ran, Vendor,
 };
 use installer::minisign::{prehash, Algorithm, KeyId, PublicKey, Signature};
 use installer::tarfmt::{header_block, set_checksum, TarReader, BLOCK};
@@ -545,14 +544,6 @@ fn forge_base(dir: &Path) -> (Vendor, Vec<E>, Forger, Forger) {
     (vendor, base, good, other)
 }
 
-/// An `installer` command for the daemon `docker`.
-fn installer(docker: &Dockerd) -> Command {
-    let mut c = Command::new(target_bin("installer"));
-    c.env("DOCKER_HOST", &docker.host)
-        .env("INSTALLER_DOCKER", docker.cli);
-    c
-}
-
 fn check(r: &Ran, c: &Case, what: &str) {
     assert_eq!(r.code, c.code, "{} ({what}): {}", c.name, r.stderr);
     assert!(
@@ -677,7 +668,8 @@ fn install_refuses_every_hostile_bundle_and_changes_nothing() {
     let ok = dir.path().join("ok.bundle");
     std::fs::write(&ok, zstd(&tar_bytes(&base))).unwrap();
     let r = capture(
-        installer(&docker)
+        docker
+            .installer()
             .arg("install")
             .arg(&ok)
             .arg("--dir")
@@ -694,7 +686,8 @@ fn install_refuses_every_hostile_bundle_and_changes_nothing() {
         let p = dir.path().join(format!("{}.bundle", c.name));
         std::fs::write(&p, &c.bytes).unwrap();
         let r = capture(
-            installer(&docker)
+            docker
+                .installer()
                 .arg("install")
                 .arg(&p)
                 .arg("--dir")
@@ -721,7 +714,8 @@ fn install_refuses_every_hostile_bundle_and_changes_nothing() {
     let p = dir.path().join("fresh.bundle");
     std::fs::write(&p, &c.bytes).unwrap();
     let r = capture(
-        installer(&docker)
+        docker
+            .installer()
             .arg("install")
             .arg(&p)
             .arg("--dir")

@@ -79,10 +79,7 @@ pub fn ensure_images(
     }
     let shapes: Vec<(&[String], Vec<u64>)> = loads
         .iter()
-        .map(|l| {
-            let sizes = l.img.layers.iter().map(|d| d.size).collect();
-            (l.diff_ids.as_slice(), sizes)
-        })
+        .map(|l| (l.diff_ids.as_slice(), l.layer_sizes()))
         .collect();
     let plan = plan_loads(&existing, &shapes, engine.skips_present_layers());
     load_all(sd, engine, store, &loads, &plan, report)?;
@@ -98,6 +95,13 @@ struct Load<'a> {
     /// The ID the engine will give it.
     id: String,
     diff_ids: Vec<String>,
+}
+
+impl Load<'_> {
+    /// Each layer's size as stored, bottom first.
+    fn layer_sizes(&self) -> Vec<u64> {
+        self.img.layers.iter().map(|d| d.size).collect()
+    }
 }
 
 /// When a load may start, and what it leaves out.
@@ -238,10 +242,7 @@ fn load_all(
         failed: false,
         results: Vec::new(),
     });
-    let sizes: Vec<Vec<u64>> = loads
-        .iter()
-        .map(|l| l.img.layers.iter().map(|d| d.size).collect())
-        .collect();
+    let sizes: Vec<Vec<u64>> = loads.iter().map(Load::layer_sizes).collect();
     let weight = chain_bytes(&sizes, plan);
     let turn = std::sync::Condvar::new();
     let lock = || progress.lock().unwrap_or_else(|e| e.into_inner());
