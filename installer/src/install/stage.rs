@@ -84,18 +84,26 @@ pub(crate) struct Writeback {
     thread: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
+/// How the [`Writeback`] puts one file's data on disk.
+type SyncData = Box<dyn Fn(&std::fs::File) -> io::Result<()> + Send>;
+
 impl Writeback {
     /// Starts the thread; without one, files are left to the `syncfs`
     /// that follows [`Writeback::wait`].
     pub(crate) fn start() -> Writeback {
-        let (queue, files) =
-            std::sync::mpsc::sync_channel::<(PathBuf, std::fs::File)>(WRITEBACK_QUEUE);
+        Writeback::with(WRITEBACK_QUEUE, Box::new(std::fs::File::sync_data))
+    }
+
+    /// [`Writeback::start`] with `queue` files waiting at most, each
+    /// written back by `sync`.
+    fn with(queue: usize, sync: SyncData) -> Writeback {
+        let (queue, files) = std::sync::mpsc::sync_channel::<(PathBuf, std::fs::File)>(queue);
         let thread = std::thread::Builder::new()
             .name("writeback".into())
             .spawn(move || {
                 let mut first = Ok(());
                 for (path, f) in files {
-                    if let (Err(e), Ok(())) = (f.sync_data(), &first) {
+                    if let (Err(e), Ok(())) = (sync(&f), &first) {
                         first = Err(io::Error::new(
                             e.kind(),
                             format!(
@@ -114,12 +122,12 @@ impl Writeback {
         }
     }
 
-    fn send(&self, path: PathBuf, f: std::fs::File) {
-        if let Some(q) = &self.queue {
-            // A full queue, or a thread that ended early, leaves the file
-            // to `syncfs`.
-            let _ = q.try_send((path, f));
-        }
+    /// Queues `f` without waiting; false when it is left to `syncfs`: the
+    /// queue is full, or the thread ended early.
+    fn send(&self, path: PathBuf, f: std::fs::File) -> bool {
+        self.queue
+            .as_ref()
+            .is_some_and(|q| q.try_send((path, f)).is_ok())
     }
 
     /// Waits until every file sent is on disk; the first that could not
@@ -486,5 +494,103 @@ mod tests {
         );
         // Waited for once: nothing is left.
         assert!(wb.wait().is_ok());
+    }
+
+    /// A writeback whose sync records each file's length.
+    fn recording() -> (Writeback, std::sync::mpsc::Receiver<u64>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let wb = Writeback::with(
+            WRITEBACK_QUEUE,
+            Box::new(move |f: &std::fs::File| {
+                let _ = tx.send(f.metadata()?.len());
+                Ok(())
+            }),
+        );
+        (wb, rx)
+    }
+
+    #[test]
+    fn only_entries_of_a_mebibyte_and_more_are_written_back_on_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Root::open(dir.path()).unwrap();
+        for d in ["staging/files", "staging/blobs"] {
+            fs.create_dir_all(Path::new(d)).unwrap();
+        }
+        let (writeback, synced) = recording();
+        let mut sink = StagingSink {
+            fs,
+            rel: PathBuf::from("staging"),
+            file: None,
+            interrupted: Arc::default(),
+            writeback,
+        };
+        let file = manifest_schema::FileEntry {
+            path: manifest_schema::RelPath::new("docker-compose.yml").unwrap(),
+            size: 12,
+            sha256: Digest::from_sha256_bytes(&[1; 32]),
+            mode: 0o644,
+        };
+        let blob = |byte: u8, size: u64| manifest_schema::Descriptor {
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            digest: Digest::from_sha256_bytes(&[byte; 32]),
+            size,
+        };
+        let (below, at) = (blob(2, WRITEBACK_FROM - 1), blob(3, WRITEBACK_FROM));
+        for kind in [
+            EntryKind::File(&file),
+            EntryKind::Blob(&below),
+            EntryKind::Blob(&at),
+        ] {
+            let size = match kind {
+                EntryKind::File(f) | EntryKind::Layout(f) => f.size,
+                EntryKind::Blob(d) | EntryKind::Provenance(d) => d.size,
+            };
+            sink.begin("entry", kind).unwrap();
+            sink.data(&vec![7; size as usize]).unwrap();
+            sink.finish().unwrap();
+        }
+        sink.writeback.wait().unwrap();
+        assert_eq!(synced.try_iter().collect::<Vec<_>>(), [WRITEBACK_FROM]);
+        let on_disk = std::fs::metadata(dir.path().join("staging/blobs").join(at.digest.hex()));
+        assert_eq!(on_disk.unwrap().len(), WRITEBACK_FROM);
+    }
+
+    #[test]
+    fn a_file_that_finds_the_queue_full_is_left_to_syncfs_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        std::fs::write(&path, b"layer").unwrap();
+        let open = || std::fs::File::open(&path).unwrap();
+        let (entered, in_sync) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let synced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = synced.clone();
+        let mut wb = Writeback::with(
+            2,
+            Box::new(move |_: &std::fs::File| {
+                let _ = entered.send(());
+                let _ = released.recv();
+                count.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }),
+        );
+        // Should a send wait for the queue, this ends the slow sync after a
+        // while, that send then succeeds and the test fails, not hangs.
+        let (done, watch) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            let _ = watch.recv_timeout(std::time::Duration::from_secs(5));
+            drop(release);
+        });
+        // The thread holds the first file in a slow sync; two more fill the
+        // queue; the fourth is turned away at once, not waited on.
+        assert!(wb.send(path.clone(), open()));
+        in_sync.recv().unwrap();
+        assert!(wb.send(path.clone(), open()));
+        assert!(wb.send(path.clone(), open()));
+        assert!(!wb.send(path.clone(), open()));
+        drop(done);
+        watchdog.join().unwrap();
+        wb.wait().unwrap();
+        assert_eq!(synced.load(Ordering::SeqCst), 3);
     }
 }
