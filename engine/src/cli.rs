@@ -110,13 +110,30 @@ impl<F: Flavor> CliEngine<F> {
     /// compose, else the flavor's first that answers.
     pub fn detect(compose: Option<&str>) -> Result<Self, EngineError> {
         let bin = std::env::var(F::BIN_VAR).unwrap_or_else(|_| F::KIND.into());
-        let compose = ComposeCli::choose(compose, &F::composes(&bin))?;
-        Ok(CliEngine {
+        Self::with_bin(bin, compose)
+    }
+
+    /// [`CliEngine::detect`] for the binary `bin`. The daemon's `info` is
+    /// asked while compose's `version` answers: each starts a CLI (docker's
+    /// with every plugin's metadata), and every install needs both.
+    fn with_bin(bin: String, compose: Option<&str>) -> Result<Self, EngineError> {
+        let (compose, info) = std::thread::scope(|s| {
+            let info = s.spawn(|| ask_info::<F>(&bin));
+            let compose = ComposeCli::choose(compose, &F::composes(&bin));
+            (compose, info.join())
+        });
+        let engine = CliEngine {
             bin,
-            compose,
+            compose: compose?,
             info: std::sync::OnceLock::new(),
             flavor: PhantomData,
-        })
+        };
+        // A daemon that did not answer is asked again when it matters,
+        // and its error told then.
+        if let Ok(Ok(text)) = info {
+            let _ = engine.info.set(text);
+        }
+        Ok(engine)
     }
 
     /// A command for the engine's binary.
@@ -130,11 +147,7 @@ impl<F: Flavor> CliEngine<F> {
         if let Some(i) = self.info.get() {
             return Ok(i);
         }
-        let out = run(
-            self.cmd().args(["info", "--format", F::INFO_FORMAT]),
-            ENGINE_HINT,
-        )?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let text = ask_info::<F>(&self.bin)?;
         Ok(self.info.get_or_init(|| text))
     }
 
@@ -142,6 +155,15 @@ impl<F: Flavor> CliEngine<F> {
     fn version(&self) -> Result<String, EngineError> {
         Ok(daemon_version(self.info_output()?).to_owned())
     }
+}
+
+/// What `bin info --format INFO_FORMAT` prints.
+fn ask_info<F: Flavor>(bin: &str) -> Result<String, EngineError> {
+    let out = run(
+        Command::new(bin).args(["info", "--format", F::INFO_FORMAT]),
+        ENGINE_HINT,
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 const ENGINE_HINT: &str =
@@ -375,5 +397,56 @@ impl<F: Flavor> Engine for CliEngine<F> {
 
     fn compose_name(&self) -> String {
         self.compose.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::Docker;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A `docker` that logs each call. Its compose `version` answers only
+    /// once `info` has been asked (giving up after 10 s), so a detect that
+    /// asks one after the other fails.
+    fn fake_docker(dir: &Path) -> String {
+        let bin = dir.join("docker");
+        std::fs::write(
+            &bin,
+            r#"#!/bin/sh
+d=$(dirname "$0")
+echo "$1" >>"$d/calls"
+case "$1" in
+info) : >"$d/info-asked"; printf '26.1.5\n[["driver-type","io.containerd.snapshotter.v1"]]\n' ;;
+compose)
+  i=0
+  while [ ! -e "$d/info-asked" ]; do
+    i=$((i + 1)); [ "$i" -gt 200 ] && exit 1; sleep 0.05
+  done
+  echo "Docker Compose version v2.26.1" ;;
+*) exit 1 ;;
+esac
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn detect_asks_info_while_compose_answers_and_never_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake_docker(dir.path());
+        // Named, so that no compose of this machine's answers instead.
+        let compose = format!("{bin} compose");
+        let engine = CliEngine::<Docker>::with_bin(bin, Some(&compose)).unwrap();
+        assert_eq!(engine.compose.dialect, crate::compose::Dialect::V2);
+        engine.info().unwrap();
+        assert_eq!(engine.store().unwrap(), Store::Containerd);
+        assert_eq!(engine.version().unwrap(), "26.1.5");
+        let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+        let mut calls: Vec<&str> = calls.lines().collect();
+        calls.sort_unstable();
+        assert_eq!(calls, ["compose", "info"]);
     }
 }
