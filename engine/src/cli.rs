@@ -28,8 +28,9 @@ pub trait Flavor: fmt::Debug + Sync + 'static {
     const LOADS_PLAIN_FILES: bool;
     /// The oldest version supported (major, minor).
     const MIN_VERSION: (u64, u64);
-    /// The first version whose pulls read zstd layers (major, minor).
-    const ZSTD_PULLS_SINCE: (u64, u64);
+    /// The first version whose pulls and loads read zstd layers (major,
+    /// minor).
+    const READS_ZSTD_SINCE: (u64, u64);
     /// The composes to try, in order, for the binary `bin`.
     fn composes(bin: &str) -> Vec<String>;
     /// Where the engine keeps images, read from the whole output of `info
@@ -178,9 +179,9 @@ impl<F: Flavor> Engine for CliEngine<F> {
         super::check_version(F::KIND, &self.version()?, F::MIN_VERSION)
     }
 
-    fn pulls_zstd(&self) -> Result<bool, EngineError> {
+    fn reads_zstd(&self) -> Result<bool, EngineError> {
         // A version info() accepted but this cannot read is taken as new.
-        Ok(super::version_at_least(&self.version()?, F::ZSTD_PULLS_SINCE).unwrap_or(true))
+        Ok(super::version_at_least(&self.version()?, F::READS_ZSTD_SINCE).unwrap_or(true))
     }
 
     fn image_id(&self, name: &str) -> Result<Option<String>, EngineError> {

@@ -15,8 +15,9 @@ impl Flavor for Docker {
     // Docker's load looks a layer up by chain ID before opening its file
     // (moby image/tarexport/load.go).
     const MIN_VERSION: (u64, u64) = (20, 10);
-    // moby 23.0 reads zstd layers (moby#41759); 20.10's pull fails on them.
-    const ZSTD_PULLS_SINCE: (u64, u64) = (23, 0);
+    // moby 23.0 reads zstd layers (moby#41759) in pulls and loads; 20.10's
+    // fail on them.
+    const READS_ZSTD_SINCE: (u64, u64) = (23, 0);
     const SKIPS_PRESENT_LAYERS: bool = true;
     // One load unpacks its layers one after another, mostly on one core
     // (the classic store's untar and digest, containerd's gunzip and

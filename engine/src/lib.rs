@@ -168,11 +168,12 @@ pub trait Engine: fmt::Debug + Sync {
     fn pull(&self, reference: &str) -> Result<(), EngineError>;
     /// Whether `load` may omit layer files the engine already has.
     fn skips_present_layers(&self) -> bool;
-    /// Whether its pulls read zstd-compressed layers. Docker's do from 23.0
-    /// (moby#41759; 20.10 fails with `archive/tar: invalid tar header`),
-    /// podman's always have (c/image). Loads need not: the docker-archives
-    /// the installer writes carry zstd layers decompressed.
-    fn pulls_zstd(&self) -> Result<bool, EngineError>;
+    /// Whether its pulls and loads read zstd-compressed layers. Docker's do
+    /// from 23.0 (moby#41759: both decompress a layer with the same code;
+    /// 20.10 fails with `archive/tar: invalid tar header`), podman's always
+    /// have (c/image). The docker-archives the installer streams to an
+    /// engine that does not carry zstd layers decompressed.
+    fn reads_zstd(&self) -> Result<bool, EngineError>;
     /// How many loads may run at once (of images that share no layer).
     fn load_lanes(&self) -> usize;
     /// Runs compose with `args` for a project.

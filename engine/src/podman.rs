@@ -16,7 +16,7 @@ impl Flavor for Podman {
     // Podman's load opens every layer file it is given.
     const MIN_VERSION: (u64, u64) = (4, 0);
     // c/image has read zstd layers since before podman 4.0.
-    const ZSTD_PULLS_SINCE: (u64, u64) = (0, 0);
+    const READS_ZSTD_SINCE: (u64, u64) = (0, 0);
     const SKIPS_PRESENT_LAYERS: bool = false;
     // Measured on 2 cores, the 512 MiB bench corpus, podman 4.3: `podman
     // load` of its three docker-archives with the registry's gzip'd layers

@@ -5,6 +5,8 @@
 //! no zstd at all (its own pull of this image fails), so the installer
 //! hands it the layer decompressed; from a site registry, where the engine
 //! pulls the layer itself, preflight refuses before anything changes.
+//! Docker 28 with overlay2 gets the zstd'd layer as stored, in the
+//! docker-archive its load reads.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]

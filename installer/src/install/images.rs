@@ -82,7 +82,10 @@ pub fn ensure_images(
         .map(|l| (l.diff_ids.as_slice(), l.layer_sizes()))
         .collect();
     let plan = plan_loads(&existing, &shapes, engine.skips_present_layers());
-    load_all(sd, engine, store, &loads, &plan, report)?;
+    let reads_zstd = engine
+        .reads_zstd()
+        .map_err(|e| bundle_format::error_text(&e))?;
+    load_all(sd, engine, (store, reads_zstd), &loads, &plan, report)?;
     for (id, name) in later_tags {
         tag_if_needed(engine, &id, &name)?;
     }
@@ -218,7 +221,7 @@ pub fn chain_bytes(sizes: &[Vec<u64>], plan: &[LoadPlan]) -> Vec<u64> {
 fn load_all(
     sd: &StateDir,
     engine: &dyn Engine,
-    store: Store,
+    (store, reads_zstd): (Store, bool),
     loads: &[Load],
     plan: &[LoadPlan],
     report: &dyn Report,
@@ -266,7 +269,14 @@ fn load_all(
         for _ in 0..workers {
             s.spawn(|| {
                 while let Some(i) = next() {
-                    let r = load_one(sd, engine, store, &loads[i], plan[i].skip, report);
+                    let r = load_one(
+                        sd,
+                        engine,
+                        (store, reads_zstd),
+                        &loads[i],
+                        plan[i].skip,
+                        report,
+                    );
                     let mut p = lock();
                     p.done[i] = r.is_ok();
                     p.failed |= r.is_err();
@@ -461,11 +471,12 @@ fn remove_staged(sd: &StateDir, load: &Load, name: &str, report: &dyn Report) {
     }
 }
 
-/// Streams `load` into the engine as the archive `store` reads.
+/// Streams `load` into the engine as the archive `store` reads, its zstd'd
+/// layers as stored if the engine `reads_zstd`.
 fn load_one(
     sd: &StateDir,
     engine: &dyn Engine,
-    store: Store,
+    (store, reads_zstd): (Store, bool),
     load: &Load,
     skip: usize,
     report: &dyn Report,
@@ -479,7 +490,7 @@ fn load_one(
     ));
     engine
         .load(&mut |w| match store {
-            Store::Classic => write_docker_archive(w, sd, img, skip),
+            Store::Classic => write_docker_archive(w, sd, img, skip, reads_zstd),
             Store::Containerd => write_oci_archive(w, sd, img),
         })
         .map_err(|e| format!("{}: {}", img.name, bundle_format::error_text(&e)))?;
@@ -544,15 +555,17 @@ pub(crate) fn config_diff_ids(sd: &StateDir, img: &ImageEntry) -> Result<Vec<Str
 
 /// Streams a docker-archive of one image from the blob store (what the
 /// classic store loads), leaving out the first `skip` layer files (the
-/// engine has those layers). Layers go as stored, but for zstd'd ones,
-/// which go decompressed: the format carries plain or gzip'd layer tars
-/// (`docker save` writes plain ones, skopeo refuses to write zstd into
-/// one), and Docker before 23.0 reads no zstd at all.
+/// engine has those layers). Layers go as stored, but for zstd'd ones when
+/// the engine does not `read_zstd`, which go decompressed: Docker before
+/// 23.0 reads plain and gzip'd layer tars only (`archive/tar: invalid tar
+/// header`); from 23.0 its load decompresses each layer file with the same
+/// code as its pull, which reads zstd (moby#41759).
 pub fn write_docker_archive(
     w: &mut dyn Write,
     sd: &StateDir,
     img: &ImageEntry,
     skip: usize,
+    reads_zstd: bool,
 ) -> io::Result<()> {
     let manifest = [bundle_format::oci::DockerArchiveImage::of(img)];
     let mut tar = TarWriter::new(w, 0);
@@ -560,7 +573,9 @@ pub fn write_docker_archive(
     write_blobs(&mut tar, sd, std::iter::once(&img.config))?;
     for l in img.layers.iter().skip(skip) {
         match LayerCompression::of(&l.media_type) {
-            Some(LayerCompression::Zstd) => write_zstd_decompressed(&mut tar, sd, l)?,
+            Some(LayerCompression::Zstd) if !reads_zstd => {
+                write_zstd_decompressed(&mut tar, sd, l)?
+            }
             _ => write_blobs(&mut tar, sd, std::iter::once(l))?,
         }
     }
@@ -1312,30 +1327,43 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_streamed_docker_archive_carries_zstd_layers_decompressed_and_the_rest_as_stored() {
+    #[rstest]
+    #[case::docker_20_10(true)]
+    #[case::docker_23_and_later(false)]
+    fn a_streamed_docker_archive_carries_zstd_layers_decompressed_only_for_an_engine_that_reads_none(
+        #[case] no_zstd: bool,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let sd = StateDir::new(dir.path());
         let (m, diffs, stored) = three_compressions(&sd);
         let img = &m.images[0];
-        let e = FakeEngine::default();
+        let e = FakeEngine {
+            no_zstd,
+            ..FakeEngine::default()
+        };
         ensure_images(&sd, &e, &m, &Stderr { quiet: true }).unwrap();
         assert_eq!(e.tags.borrow()["a/x:1"], img.config.digest.to_string());
         let got = tar_files(&e.loads.borrow()[0]);
         let layer = |i: usize| &got[&bundle_format::oci::blob_path(&img.layers[i].digest)];
         assert_eq!(layer(0), &stored[0], "gzip'd, as the registry served it");
-        assert_eq!(layer(1), &diffs[1], "zstd'd: Docker 20.10 reads no zstd");
+        if no_zstd {
+            assert_eq!(layer(1), &diffs[1], "zstd'd: Docker 20.10 reads no zstd");
+        } else {
+            assert_eq!(layer(1), &stored[1], "zstd'd, as stored");
+        }
         assert_eq!(layer(2), &stored[2]);
         // Leaving the engine's bottom layers out leaves out their files.
         let mut out = Vec::new();
-        write_docker_archive(&mut out, &sd, img, 2).unwrap();
+        write_docker_archive(&mut out, &sd, img, 2, !no_zstd).unwrap();
         let got = tar_files(&out);
         assert_eq!(got.len(), 3, "manifest, config, the top layer");
-        // A zstd blob that no longer decompresses is an error, not a
-        // short entry.
-        std::fs::write(sd.blob(&img.layers[1].digest), b"not zstd").unwrap();
-        let err = write_docker_archive(&mut Vec::new(), &sd, img, 0).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::Other, "{err}");
+        if no_zstd {
+            // A zstd blob that no longer decompresses is an error, not a
+            // short entry.
+            std::fs::write(sd.blob(&img.layers[1].digest), b"not zstd").unwrap();
+            let err = write_docker_archive(&mut Vec::new(), &sd, img, 0, false).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::Other, "{err}");
+        }
     }
 
     #[test]

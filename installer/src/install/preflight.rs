@@ -461,7 +461,7 @@ fn host_problems(
         Ok(e) => match e.info() {
             Err(err) => problems.push(err.to_string()),
             // From a site registry the engine pulls the layers as they are.
-            Ok(()) if plan.opts.registry.is_some() => match e.pulls_zstd() {
+            Ok(()) if plan.opts.registry.is_some() => match e.reads_zstd() {
                 Ok(true) => {}
                 Ok(false) => problems.extend(zstd_pulls_refused(m, e.kind())),
                 Err(err) => problems.push(err.to_string()),
@@ -619,13 +619,13 @@ mod tests {
     #[case::bundle_engine_without_zstd(None, true, false)]
     fn zstd_layers_from_a_site_registry_need_an_engine_that_pulls_them(
         #[case] registry: Option<&str>,
-        #[case] no_zstd_pulls: bool,
+        #[case] no_zstd: bool,
         #[case] refused: bool,
     ) {
         let t = tempfile::tempdir().unwrap();
         let plan = plan_with(t.path(), registry);
         let engine: Result<Box<dyn Engine>, EngineError> = Ok(Box::new(FakeEngine {
-            no_zstd_pulls,
+            no_zstd,
             ..Default::default()
         }));
         let (os, arch) = host_platform();
