@@ -5,7 +5,9 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use fixtures::harness::{append_to_spec, capture, shared, tree_hash, Host, Variant, Vendor};
+use fixtures::harness::{
+    append_to_spec, capture, docker26_compose, shared, tree_hash, Host, Variant, Vendor,
+};
 
 fn lifecycle(variant: Variant, compose: Option<&'static str>) {
     let vendor = Vendor::new(&shared().registry);
@@ -261,7 +263,7 @@ fn lifecycle(variant: Variant, compose: Option<&'static str>) {
 
 #[test]
 fn lifecycle_with_compose_v2() {
-    lifecycle(Variant::Docker20, Some("/usr/bin/docker compose"));
+    lifecycle(Variant::Docker20, Some(Variant::Docker20.compose_plugin()));
 }
 
 #[test]
@@ -274,10 +276,7 @@ fn lifecycle_with_compose_v1() {
 /// output (it gets v2's `--pull never`).
 #[test]
 fn lifecycle_on_docker_26_with_compose_2_26_under_the_v1_name() {
-    lifecycle(
-        Variant::Docker26,
-        Some("/opt/docker26/usr/bin/docker-compose"),
-    );
+    lifecycle(Variant::Docker26, Some(docker26_compose()));
 }
 
 /// Docker 26.1 with the containerd image store (the default of Docker 29 and
@@ -285,7 +284,10 @@ fn lifecycle_on_docker_26_with_compose_2_26_under_the_v1_name() {
 /// archives.
 #[test]
 fn lifecycle_on_docker_26_with_the_containerd_store() {
-    lifecycle(Variant::Docker26Containerd, Some("/usr/bin/docker compose"));
+    lifecycle(
+        Variant::Docker26Containerd,
+        Some(Variant::Docker26Containerd.compose_plugin()),
+    );
 }
 
 /// The newest Docker Debian ships (testing's: 28.5 with containerd 2.1
@@ -293,19 +295,15 @@ fn lifecycle_on_docker_26_with_the_containerd_store() {
 /// driven by its own CLI and the compose v2 plugin.
 #[test]
 fn lifecycle_on_debian_testings_docker_with_overlay2() {
-    lifecycle(
-        Variant::DockerTesting,
-        Some("/opt/docker-testing/usr/bin/docker compose"),
-    );
+    let v = Variant::DockerTesting;
+    lifecycle(v, Some(v.compose_plugin()));
 }
 
 /// The same with the containerd store.
 #[test]
 fn lifecycle_on_debian_testings_docker_with_the_containerd_store() {
-    lifecycle(
-        Variant::DockerTestingContainerd,
-        Some("/opt/docker-testing/usr/bin/docker compose"),
-    );
+    let v = Variant::DockerTestingContainerd;
+    lifecycle(v, Some(v.compose_plugin()));
 }
 
 #[test]
@@ -554,7 +552,7 @@ fn same_tag_new_content(variant: Variant) {
         retagged(&vendor, "1.1.0", "2.0.0"),
         retagged(&vendor, "1.2.0", "3.0.0"),
     );
-    let host = Host::on(variant, Some("/usr/bin/docker compose"));
+    let host = Host::on(variant, Some(variant.compose_plugin()));
     host.install_first(&vendor, &v1);
     assert_eq!(host.health(), "ok 1.0.0\n");
     let (runs1, tag1) = web_ids(&host);
