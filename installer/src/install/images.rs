@@ -82,14 +82,25 @@ pub fn ensure_images(
         .map(|l| (l.diff_ids.as_slice(), l.layer_sizes()))
         .collect();
     let plan = plan_loads(&existing, &shapes, engine.skips_present_layers());
-    let reads_zstd = engine
-        .reads_zstd()
-        .map_err(|e| bundle_format::error_text(&e))?;
-    load_all(sd, engine, (store, reads_zstd), &loads, &plan, report)?;
+    let reads = Reads {
+        store,
+        zstd: engine
+            .reads_zstd()
+            .map_err(|e| bundle_format::error_text(&e))?,
+    };
+    load_all(sd, engine, reads, &loads, &plan, report)?;
     for (id, name) in later_tags {
         tag_if_needed(engine, &id, &name)?;
     }
     Ok((out, loaded))
+}
+
+/// What the engine's load reads: the archive of its `store`, with zstd'd
+/// layers as stored if it reads `zstd` ([`Engine::reads_zstd`]).
+#[derive(Debug, Clone, Copy)]
+struct Reads {
+    store: Store,
+    zstd: bool,
 }
 
 /// One image to load from the blob store.
@@ -221,12 +232,12 @@ pub fn chain_bytes(sizes: &[Vec<u64>], plan: &[LoadPlan]) -> Vec<u64> {
 fn load_all(
     sd: &StateDir,
     engine: &dyn Engine,
-    (store, reads_zstd): (Store, bool),
+    reads: Reads,
     loads: &[Load],
     plan: &[LoadPlan],
     report: &dyn Report,
 ) -> Result<(), String> {
-    if engine.loads_plain_files() && store == Store::Classic {
+    if engine.loads_plain_files() && reads.store == Store::Classic {
         let staging = sd.staging();
         let free = free_space(&staging)
             .map_err(|e| format!("cannot measure free space in {}: {e}", staging.display()))?;
@@ -269,14 +280,7 @@ fn load_all(
         for _ in 0..workers {
             s.spawn(|| {
                 while let Some(i) = next() {
-                    let r = load_one(
-                        sd,
-                        engine,
-                        (store, reads_zstd),
-                        &loads[i],
-                        plan[i].skip,
-                        report,
-                    );
+                    let r = load_one(sd, engine, reads, &loads[i], plan[i].skip, report);
                     let mut p = lock();
                     p.done[i] = r.is_ok();
                     p.failed |= r.is_err();
@@ -471,12 +475,11 @@ fn remove_staged(sd: &StateDir, load: &Load, name: &str, report: &dyn Report) {
     }
 }
 
-/// Streams `load` into the engine as the archive `store` reads, its zstd'd
-/// layers as stored if the engine `reads_zstd`.
+/// Streams `load` into the engine as the archive it [`Reads`].
 fn load_one(
     sd: &StateDir,
     engine: &dyn Engine,
-    (store, reads_zstd): (Store, bool),
+    reads: Reads,
     load: &Load,
     skip: usize,
     report: &dyn Report,
@@ -489,8 +492,8 @@ fn load_one(
         img.layers.len()
     ));
     engine
-        .load(&mut |w| match store {
-            Store::Classic => write_docker_archive(w, sd, img, skip, reads_zstd),
+        .load(&mut |w| match reads.store {
+            Store::Classic => write_docker_archive(w, sd, img, skip, reads.zstd),
             Store::Containerd => write_oci_archive(w, sd, img),
         })
         .map_err(|e| format!("{}: {}", img.name, bundle_format::error_text(&e)))?;
@@ -556,7 +559,8 @@ pub(crate) fn config_diff_ids(sd: &StateDir, img: &ImageEntry) -> Result<Vec<Str
 /// Streams a docker-archive of one image from the blob store (what the
 /// classic store loads), leaving out the first `skip` layer files (the
 /// engine has those layers). Layers go as stored, but for zstd'd ones when
-/// the engine does not `read_zstd`, which go decompressed: Docker before
+/// the engine does not read zstd ([`Engine::reads_zstd`]), which go
+/// decompressed: Docker before
 /// 23.0 reads plain and gzip'd layer tars only (`archive/tar: invalid tar
 /// header`); from 23.0 its load decompresses each layer file with the same
 /// code as its pull, which reads zstd (moby#41759).
