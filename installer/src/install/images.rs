@@ -560,10 +560,10 @@ pub(crate) fn config_diff_ids(sd: &StateDir, img: &ImageEntry) -> Result<Vec<Str
 /// classic store loads), leaving out the first `skip` layer files (the
 /// engine has those layers). Layers go as stored, but for zstd'd ones when
 /// the engine does not read zstd ([`Engine::reads_zstd`]), which go
-/// decompressed: Docker before
-/// 23.0 reads plain and gzip'd layer tars only (`archive/tar: invalid tar
-/// header`); from 23.0 its load decompresses each layer file with the same
-/// code as its pull, which reads zstd (moby#41759).
+/// decompressed: Docker before 23.0 reads plain and gzip'd layer tars only
+/// (`archive/tar: invalid tar header`); from 23.0 its load decompresses
+/// each layer file with the same code as its pull, which reads zstd
+/// (moby#41759).
 pub fn write_docker_archive(
     w: &mut dyn Write,
     sd: &StateDir,
