@@ -33,6 +33,12 @@
 # copies of the corpus): the 4x run needs about 50 GB of disk that way
 # instead of about 100 GB.
 #
+# BENCH_LAYERS=zstd has the registry serve the images with their layers
+# recompressed as zstd (skopeo --dest-compress-format zstd) instead of the
+# corpus' gzip: the bundle and our loads carry zstd layers, the baselines'
+# decompressed docker-archives are the same. MB/s still counts the gzip
+# corpus' bytes.
+#
 # BENCH_GROUPS lists the groups to run (default: all of them), e.g.
 # BENCH_GROUPS="load install" for the engine's part alone; the full install
 # that gives the extract, load and install rows runs when any of them is
@@ -117,8 +123,13 @@ fi
 say "registry and dockerd"
 reg=127.0.0.1:$(free_port)
 scripts/registry.sh start "$state/registry" "${reg#*:}" >/dev/null
+case ${BENCH_LAYERS:-gzip} in
+  gzip) push_as=(--preserve-digests) ;;
+  zstd) push_as=(--dest-compress --dest-compress-format zstd) ;;
+  *) echo "bench.sh: BENCH_LAYERS must be gzip or zstd, not '$BENCH_LAYERS'" >&2; exit 2 ;;
+esac
 for t in app-1 app-2 db-1 cache-1; do
-  skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$corpus:$t" "docker://$reg/bench/${t%-*}:${t##*-}"
+  skopeo copy -q "${push_as[@]}" --dest-tls-verify=false "oci:$corpus:$t" "docker://$reg/bench/${t%-*}:${t##*-}"
 done
 if [ "$engine" = docker ]; then
   # Stopped by cleanup, by its pidfile, like the registry.
@@ -133,7 +144,8 @@ engine_name="$engine $(D version --format '{{.Server.Version}}' 2>/dev/null || D
 say "engine: $engine_name"
 
 say "vendor side: key, specs, warm cache"
-digest() { python3 -c 'import json,sys; print([m["digest"] for m in json.load(open(sys.argv[1]))["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"]==sys.argv[2]][0])' "$corpus/index.json" "$1"; }
+# The manifest digest the registry serves for corpus tag $1 (app-1, ...).
+digest() { echo "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$reg/bench/${1%-*}:${1##*-}" | sha256sum | cut -d' ' -f1)"; }
 "$B" keygen --unencrypted --secret-key "$state/v.key" --public-key "$state/v.pub" >/dev/null 2>&1
 minisign -G -W -p "$state/m.pub" -s "$state/m.key" >/dev/null 2>&1 </dev/null
 spec() { # spec DIR VERSION APPTAG
@@ -381,9 +393,9 @@ fi
 engine_reset
 
 python3 - "$results" "$ours_only" "$mib" "$out_json" \
-  "$(stat -c %s "$state/v1.bundle")" "$(stat -c %s "$state/v2.bundle")" "$delta_bytes" "$corpus" "$engine_name ${DOCKERD_VARIANT:-}" <<'EOF'
+  "$(stat -c %s "$state/v1.bundle")" "$(stat -c %s "$state/v2.bundle")" "$delta_bytes" "$corpus" "$engine_name ${DOCKERD_VARIANT:-}" "${BENCH_LAYERS:-gzip}" <<'EOF'
 import json, statistics, sys, platform, os
-path, ours_only, mib, out, full1, full2, delta, corpus, engine = sys.argv[1:10]
+path, ours_only, mib, out, full1, full2, delta, corpus, engine, layers = sys.argv[1:11]
 def blobs_of(tag):
     idx = json.load(open(f"{corpus}/index.json"))
     d = [m for m in idx["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == tag][0]["digest"]
@@ -410,7 +422,7 @@ for g in baseline_of:
         if t["group"] == g and ours and t is not ours[0]:
             t["ratio_ours_vs_this"] = t["median_s"] / ours[0]["median_s"] if ours[0]["median_s"] > 0 else None
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-res = {"corpus_mib": int(mib), "engine": engine.strip(), "payload_bytes": nbytes, "baselines": ours_only == "0", "machine": {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release()},
+res = {"corpus_mib": int(mib), "layers": layers, "engine": engine.strip(), "payload_bytes": nbytes, "baselines": ours_only == "0", "machine": {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release()},
        "bundle_bytes": {"full_1.0.0": int(full1), "full_2.0.0": int(full2), "delta_2.0.0_from_1.0.0": int(delta), "changed_blobs": changed},
        "results": table}
 json.dump(res, open(out, "w"), indent=2)
