@@ -260,6 +260,16 @@ pub enum EntryKind<'a> {
     Provenance(&'a Descriptor),
 }
 
+impl EntryKind<'_> {
+    /// The entry's size, as the manifest declares it.
+    pub fn size(self) -> u64 {
+        match self {
+            EntryKind::File(f) | EntryKind::Layout(f) => f.size,
+            EntryKind::Blob(d) | EntryKind::Provenance(d) => d.size,
+        }
+    }
+}
+
 /// Receives verified entries.
 pub trait EntrySink {
     /// An entry starts.

@@ -37,12 +37,8 @@ impl EntrySink for StagingSink {
             Err(io::Error::other("fault point extract-entry"))
         );
         let p = self.target(kind);
-        let size = match kind {
-            EntryKind::File(f) | EntryKind::Layout(f) => f.size,
-            EntryKind::Blob(d) | EntryKind::Provenance(d) => d.size,
-        };
         let f = self.fs.create_new(&p, 0o644)?;
-        self.file = Some((p, f, size >= WRITEBACK_FROM));
+        self.file = Some((p, f, kind.size() >= WRITEBACK_FROM));
         Ok(())
     }
     fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
@@ -541,12 +537,8 @@ mod tests {
             EntryKind::Blob(&below),
             EntryKind::Blob(&at),
         ] {
-            let size = match kind {
-                EntryKind::File(f) | EntryKind::Layout(f) => f.size,
-                EntryKind::Blob(d) | EntryKind::Provenance(d) => d.size,
-            };
             sink.begin("entry", kind).unwrap();
-            sink.data(&vec![7; size as usize]).unwrap();
+            sink.data(&vec![7; kind.size() as usize]).unwrap();
             sink.finish().unwrap();
         }
         sink.writeback.wait().unwrap();
