@@ -20,6 +20,11 @@ echo "== fmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== docs"
+# Broken intra-doc links, in the public docs (where a private item linked
+# from public docs is one) and in the private items' docs.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --document-private-items
 # The test binaries carry the installer's fault points (compiled out of the
 # shipped static binary); tests/crash.rs switches them on with FAILPOINTS.
 features=(--features installer/failpoints)

@@ -120,7 +120,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Pull the images by digest from this site registry
-        /// (HOST[:PORT][/PREFIX], seeded by `installer push`) instead of
+        /// (`HOST[:PORT][/PREFIX]`, seeded by `installer push`) instead of
         /// loading them from the bundle, which is read only up to its
         /// files. The engine's own trust (certs.d) and login are used.
         #[arg(long, value_name = "HOST[:PORT][/PREFIX]", value_parser = parse_site)]
@@ -132,7 +132,7 @@ pub enum Command {
         /// The bundle: a file, a split bundle's parts or index, or a directory.
         #[arg(required = true)]
         bundle: Vec<PathBuf>,
-        /// The registry: HOST[:PORT][/PREFIX].
+        /// The registry: `HOST[:PORT][/PREFIX]`.
         #[arg(long, value_name = "HOST[:PORT][/PREFIX]", value_parser = parse_site)]
         registry: Site,
         /// Trusted public key [default: the keys recorded in --dir].

@@ -30,7 +30,7 @@ pub fn layers_present(existing: &BTreeMap<String, Vec<String>>, diff_ids: &[Stri
 /// 1. an image the engine has is tagged, one the release's site registry
 ///    has is pulled, in the manifest's order;
 /// 2. the rest are loaded from the blob store, several at once
-///    ([`plan_loads`] says which waits for which), each leaving out the
+///    (`plan_loads` says which waits for which), each leaving out the
 ///    bottom layers the engine has or an earlier load brings;
 /// 3. a second name for an image loaded in 2. is tagged.
 pub fn ensure_images(
