@@ -11,7 +11,8 @@ use super::EngineError;
 /// How a compose takes its arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// compose v2 (the Go rewrite): `up --pull never`.
+    /// compose v2 and later (the Go rewrite, 2.x then 5.x): `up --pull
+    /// never`.
     V2,
     /// compose v1 (Python): no `--pull`.
     V1,
@@ -31,16 +32,24 @@ impl Dialect {
         // podman-compose 1.0 prints its podman call first, then
         // "podman-composer version  1.0.3".
         if out.to_ascii_lowercase().contains("podman-compose") {
-            Some(Dialect::PodmanCompose)
-        } else if first.contains("docker compose version")
-            || first.contains("compose version v2")
-            || first.contains("version v2.")
+            return Some(Dialect::PodmanCompose);
+        }
+        // The Go rewrite names itself "Docker Compose", as the plugin and
+        // under the v1 name alike, and went from 2.x to 5.x (there is no
+        // 3 or 4); v1 is "docker-compose version 1.29.2, build …".
+        if first.contains("docker compose version") {
+            return Some(Dialect::V2);
+        }
+        let number = first.strip_prefix("docker-compose version ")?;
+        match number
+            .trim_start_matches('v')
+            .split('.')
+            .next()?
+            .parse::<u64>()
         {
-            Some(Dialect::V2)
-        } else if first.starts_with("docker-compose version 1.") {
-            Some(Dialect::V1)
-        } else {
-            None
+            Ok(1) => Some(Dialect::V1),
+            Ok(2..) => Some(Dialect::V2),
+            _ => None,
         }
     }
 }
@@ -127,7 +136,12 @@ mod tests {
         Some(Dialect::V1)
     )]
     #[case::podman_compose_1_0("['podman', '--version', '']\nusing podman version: 4.3.1\npodman-composer version  1.0.3\npodman --version \npodman version 4.3.1\n", Some(Dialect::PodmanCompose))]
+    #[case::plugin_5_5("Docker Compose version v5.5.0\n", Some(Dialect::V2))]
+    #[case::hyphenated_v2("docker-compose version v2.20.3\n", Some(Dialect::V2))]
+    #[case::hyphenated_v5("docker-compose version 5.0.2\n", Some(Dialect::V2))]
     #[case::something_else("usage: frobnicate\n", None)]
+    #[case::an_unknown_number("docker-compose version next\n", None)]
+    #[case::version_zero("docker-compose version 0.9.0\n", None)]
     fn the_dialect_comes_from_the_version_output(#[case] out: &str, #[case] want: Option<Dialect>) {
         assert_eq!(Dialect::of_version(out), want);
     }
