@@ -65,12 +65,56 @@ pub(crate) fn daemon_version(info: &str) -> &str {
     info.lines().next().unwrap_or("").trim()
 }
 
-/// The non-empty lines of a command's stdout.
-fn lines(out: Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stdout)
+/// The non-empty lines of a command's stdout, trimmed.
+fn lines(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
         .lines()
         .map(|l| l.trim().to_owned())
         .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// What `image inspect` prints of an image: its ID, a space, and its diff
+/// IDs as JSON, read by [`images_of`].
+const IMAGE_FORMAT: &str = "{{.Id}} {{json .RootFS.Layers}}";
+
+/// Each image `image inspect --format IMAGE_FORMAT` printed, by ID, with
+/// its diff IDs (none when they do not parse). Podman prints an ID without
+/// `sha256:`; it gets one.
+fn images_of(out: &str) -> BTreeMap<String, Vec<String>> {
+    out.lines()
+        .map(|line| {
+            let (id, layers) = line.split_once(' ').unwrap_or((line, ""));
+            let id = if id.starts_with("sha256:") {
+                id.to_owned()
+            } else {
+                format!("sha256:{id}")
+            };
+            (id, serde_json::from_str(layers).unwrap_or_default())
+        })
+        .collect()
+}
+
+/// What `inspect` prints of a container: one line of six `|`-separated
+/// fields, read by [`containers_of`].
+const CONTAINER_FORMAT: &str = "{{.Name}}|{{index .Config.Labels \"com.docker.compose.service\"}}|{{.State.Status}}|{{.State.ExitCode}}|{{if .State.Health}}{{.State.Health.Status}}{{end}}|{{.Image}}";
+
+/// The containers `inspect --format CONTAINER_FORMAT` printed. A line
+/// without six fields (a name or label holding `|`, which compose does not
+/// make) is left out; an exit code that is no number reads as -1.
+fn containers_of(out: &str) -> Vec<Container> {
+    out.lines()
+        .filter_map(|l| {
+            let p: Vec<&str> = l.split('|').collect();
+            (p.len() == 6).then(|| Container {
+                name: p[0].trim_start_matches('/').to_owned(),
+                service: p[1].to_owned(),
+                status: p[2].to_owned(),
+                exit_code: p[3].parse().unwrap_or(-1),
+                health: p[4].to_owned(),
+                image_id: p[5].to_owned(),
+            })
+        })
         .collect()
 }
 
@@ -207,36 +251,21 @@ impl<F: Flavor> Engine for CliEngine<F> {
     }
 
     fn images(&self) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
-        let ids = lines(run(
-            self.cmd().args(["image", "ls", "-q", "--no-trunc"]),
-            ENGINE_HINT,
-        )?);
-        let mut map = BTreeMap::new();
+        let ids = lines(
+            &run(
+                self.cmd().args(["image", "ls", "-q", "--no-trunc"]),
+                ENGINE_HINT,
+            )?
+            .stdout,
+        );
         if ids.is_empty() {
-            return Ok(map);
+            return Ok(BTreeMap::new());
         }
         let mut c = self.cmd();
-        c.args([
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}} {{json .RootFS.Layers}}",
-        ]);
+        c.args(["image", "inspect", "--format", IMAGE_FORMAT]);
         c.args(&ids);
         let out = run(&mut c, ENGINE_HINT)?;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let (id, layers) = line.split_once(' ').unwrap_or((line, ""));
-            let id = if id.starts_with("sha256:") {
-                id.to_owned()
-            } else {
-                format!("sha256:{id}")
-            };
-            map.insert(
-                id,
-                serde_json::from_str::<Vec<String>>(layers).unwrap_or_default(),
-            );
-        }
-        Ok(map)
+        Ok(images_of(&String::from_utf8_lossy(&out.stdout)))
     }
 
     fn load(
@@ -349,38 +378,24 @@ impl<F: Flavor> Engine for CliEngine<F> {
     }
 
     fn containers(&self, project: &str) -> Result<Vec<Container>, EngineError> {
-        let ids = lines(run(
-            self.cmd()
-                .args(["ps", "-a", "-q", "--no-trunc", "--filter"])
-                .arg(format!("label=com.docker.compose.project={project}")),
-            ENGINE_HINT,
-        )?);
+        let ids = lines(
+            &run(
+                self.cmd()
+                    .args(["ps", "-a", "-q", "--no-trunc", "--filter"])
+                    .arg(format!("label=com.docker.compose.project={project}")),
+                ENGINE_HINT,
+            )?
+            .stdout,
+        );
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         F::before_inspect(self, &ids);
         let mut c = self.cmd();
-        c.args([
-            "inspect",
-            "--format",
-            "{{.Name}}|{{index .Config.Labels \"com.docker.compose.service\"}}|{{.State.Status}}|{{.State.ExitCode}}|{{if .State.Health}}{{.State.Health.Status}}{{end}}|{{.Image}}",
-        ]);
+        c.args(["inspect", "--format", CONTAINER_FORMAT]);
         c.args(&ids);
         let out = run(&mut c, ENGINE_HINT)?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                let p: Vec<&str> = l.split('|').collect();
-                (p.len() == 6).then(|| Container {
-                    name: p[0].trim_start_matches('/').to_owned(),
-                    service: p[1].to_owned(),
-                    status: p[2].to_owned(),
-                    exit_code: p[3].parse().unwrap_or(-1),
-                    health: p[4].to_owned(),
-                    image_id: p[5].to_owned(),
-                })
-            })
-            .collect())
+        Ok(containers_of(&String::from_utf8_lossy(&out.stdout)))
     }
 
     fn logs(&self, container: &str, n: usize) -> String {
@@ -411,6 +426,17 @@ mod tests {
     /// once `info` has been asked (giving up after 10 s), so a detect that
     /// asks one after the other fails.
     fn fake_docker(dir: &Path) -> String {
+        fake_engine(dir, CONTAINERD_INFO)
+    }
+
+    /// What Docker 26.1's `info --format` printed with the containerd store.
+    const CONTAINERD_INFO: &str = r#"26.1.5\n[["driver-type","io.containerd.snapshotter.v1"]]"#;
+    /// And Docker 20.10's, with overlay2.
+    const OVERLAY2_INFO: &str =
+        r#"20.10.24+dfsg1\n[["Backing Filesystem","extfs"],["Supports d_type","true"]]"#;
+
+    /// [`fake_docker`], whose `info` prints `info` (a `printf` format).
+    fn fake_engine(dir: &Path, info: &str) -> String {
         let bin = dir.join("docker");
         std::fs::write(
             &bin,
@@ -418,7 +444,7 @@ mod tests {
 d=$(dirname "$0")
 echo "$1" >>"$d/calls"
 case "$1" in
-info) : >"$d/info-asked"; printf '26.1.5\n[["driver-type","io.containerd.snapshotter.v1"]]\n' ;;
+info) : >"$d/info-asked"; printf 'INFO\n' ;;
 compose)
   i=0
   while [ ! -e "$d/info-asked" ]; do
@@ -427,7 +453,8 @@ compose)
   echo "Docker Compose version v2.26.1" ;;
 *) exit 1 ;;
 esac
-"#,
+"#
+            .replace("INFO", info),
         )
         .unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -449,5 +476,91 @@ esac
         let mut calls: Vec<&str> = calls.lines().collect();
         calls.sort_unstable();
         assert_eq!(calls, ["compose", "info"]);
+    }
+
+    /// What the installer asks of an engine before loading, for `F` with
+    /// `info` printing `info`: (skips present layers, load lanes, loads
+    /// plain files, reads zstd).
+    fn load_decisions<F: Flavor>(info: &str) -> (bool, usize, bool, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake_engine(dir.path(), info);
+        let compose = format!("{bin} compose");
+        let engine = CliEngine::<F>::with_bin(bin, Some(&compose)).unwrap();
+        (
+            engine.skips_present_layers(),
+            engine.load_lanes(),
+            engine.loads_plain_files(),
+            engine.reads_zstd().unwrap(),
+        )
+    }
+
+    #[test]
+    fn how_each_engine_and_store_is_loaded() {
+        let lanes = std::thread::available_parallelism().unwrap().get() + 1;
+        // The classic store looks a layer up before it opens its file, and
+        // dockerd loads several archives at once. Docker before 23.0 reads
+        // no zstd.
+        assert_eq!(
+            load_decisions::<Docker>(OVERLAY2_INFO),
+            (true, lanes, false, false)
+        );
+        // containerd's import wants every blob the manifest names.
+        assert_eq!(
+            load_decisions::<Docker>(CONTAINERD_INFO),
+            (false, lanes, false, true)
+        );
+        // Podman opens every layer file, takes one load at a time, loads
+        // decompressed files best, and reads zstd.
+        assert_eq!(
+            load_decisions::<crate::podman::Podman>("4.3.1"),
+            (false, 1, true, true)
+        );
+    }
+
+    #[test]
+    fn lines_are_trimmed_and_blank_ones_dropped() {
+        assert_eq!(lines(b"  abc \n\n\t\ndef\r\n"), ["abc", "def"]);
+        assert!(lines(b"").is_empty());
+    }
+
+    #[test]
+    fn containers_come_from_their_inspect_lines() {
+        let out = "/app-web-1|web|running|0|healthy|sha256:aaa\n\
+                   /app-db-1|db|exited|137||sha256:bbb\n\
+                   /app-odd-1|odd|created|||sha256:ccc\n\
+                   a line of another shape\n";
+        let got = containers_of(out);
+        let want = [
+            ("app-web-1", "web", "running", 0, "healthy", "sha256:aaa"),
+            ("app-db-1", "db", "exited", 137, "", "sha256:bbb"),
+            ("app-odd-1", "odd", "created", -1, "", "sha256:ccc"),
+        ]
+        .map(
+            |(name, service, status, exit_code, health, image_id)| Container {
+                name: name.into(),
+                service: service.into(),
+                status: status.into(),
+                exit_code,
+                health: health.into(),
+                image_id: image_id.into(),
+            },
+        );
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn images_come_from_their_inspect_lines_with_sha256_ids() {
+        // Docker prints `sha256:` IDs, podman bare ones.
+        let out = "sha256:aaa [\"sha256:l1\",\"sha256:l2\"]\nbbb [\"sha256:l1\"]\nccc null\n";
+        let got = images_of(out);
+        let want: BTreeMap<String, Vec<String>> = [
+            ("sha256:aaa", vec!["sha256:l1", "sha256:l2"]),
+            ("sha256:bbb", vec!["sha256:l1"]),
+            ("sha256:ccc", vec![]),
+        ]
+        .into_iter()
+        .map(|(id, l)| (id.to_owned(), l.into_iter().map(str::to_owned).collect()))
+        .collect();
+        assert_eq!(got, want);
     }
 }
