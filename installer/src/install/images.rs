@@ -1399,6 +1399,9 @@ mod tests {
     )]
     #[case::waits_without_skipping("s:9,a:1 s:9,b:1", "", false, "-:0 0:0")]
     #[case::beyond_what_the_engine_has("s:1,t:9,a:1 s:1,t:9,b:1", "s", true, "-:1 0:2")]
+    #[case::the_engine_has_more_than_is_shared("s:1,a:9 s:1,t:9,b:1", "s t", true, "-:1 -:2")]
+    // Layers all present (a new config over them): nothing to wait for.
+    #[case::every_layer_present("s:9,a:1 s:9", "s", true, "-:1 -:1")]
     fn a_load_waits_only_for_a_shared_base_larger_than_the_rest(
         #[case] images: &str,
         #[case] engine_has: &str,
