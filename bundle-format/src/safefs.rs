@@ -511,7 +511,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 
     /// An install dir and, beside it, a file standing for `/etc/shadow`.
     fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
@@ -669,5 +669,177 @@ mod tests {
         for p in ["../x", "/etc/passwd", "a/../../x"] {
             assert!(root.write(Path::new(p), b"x", 0o644).is_err(), "{p}");
         }
+    }
+
+    /// Runs `f` on a thread and fails the test if it has not returned
+    /// within 10 s (an open that blocks on a fifo would hang it).
+    fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("blocked for 10 s")
+    }
+
+    fn mkfifo(p: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            p,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_new_file_is_created_only_where_nothing_stands() {
+        let (_t, dir, outside) = setup();
+        let root = Root::open(&dir).unwrap();
+        let mut f = root.create_new(Path::new("staging/new"), 0o640).unwrap();
+        f.write_all(b"data").unwrap();
+        drop(f);
+        let p = dir.join("staging/new");
+        assert_eq!(std::fs::read(&p).unwrap(), b"data");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640 & !current_umask()
+        );
+        // A file there already is neither truncated nor written over.
+        let e = root
+            .create_new(Path::new("staging/new"), 0o640)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
+        assert!(e.to_string().contains("staging/new"), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"data");
+        // Nor is a link followed, even to a file that does not exist yet.
+        symlink(&outside, dir.join("staging/link")).unwrap();
+        symlink(dir.join("staging/nowhere"), dir.join("staging/dangling")).unwrap();
+        for l in ["staging/link", "staging/dangling"] {
+            root.create_new(Path::new(l), 0o644).unwrap_err();
+        }
+        assert_eq!(std::fs::read(&outside).unwrap(), b"root:secret\n");
+        assert!(!dir.join("staging/nowhere").exists());
+    }
+
+    /// The process' umask, without changing it for long.
+    fn current_umask() -> u32 {
+        let (_t, dir, _) = setup();
+        let p = dir.join("probe");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o777)
+            .open(&p)
+            .unwrap();
+        0o777 & !(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777)
+    }
+
+    #[test]
+    fn a_lock_file_is_created_or_reused_and_a_fifo_there_is_refused_without_blocking() {
+        let (_t, dir, _) = setup();
+        let root = Root::open(&dir).unwrap();
+        root.open_lock(Path::new(".installer/lock")).unwrap();
+        std::fs::write(dir.join(".installer/lock"), b"pid 1").unwrap();
+        root.open_lock(Path::new(".installer/lock")).unwrap();
+        assert_eq!(
+            std::fs::read(dir.join(".installer/lock")).unwrap(),
+            b"pid 1",
+            "reused, not truncated"
+        );
+        mkfifo(&dir.join("fifo"));
+        let e = within_10s(move || root.open_lock(Path::new("fifo")).unwrap_err());
+        assert_eq!(Refused::of(&e).map(|r| r.found), Some(Kind::Fifo), "{e}");
+    }
+
+    #[test]
+    fn reads_and_removals_never_go_through_a_link() {
+        let (t, dir, outside) = setup();
+        std::fs::write(dir.join("f"), b"mine").unwrap();
+        std::fs::create_dir(dir.join("d")).unwrap();
+        let elsewhere = t.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("x"), b"theirs").unwrap();
+        symlink(&outside, dir.join("l")).unwrap();
+        symlink(&elsewhere, dir.join("ld")).unwrap();
+        let root = Root::open(&dir).unwrap();
+        assert_eq!(root.read(Path::new("f")).unwrap(), Some(b"mine".to_vec()));
+        assert_eq!(root.read(Path::new("missing")).unwrap(), None);
+        assert_eq!(root.read(Path::new("missing/x")).unwrap(), None);
+        for (p, at) in [("l", "l"), ("ld/x", "ld")] {
+            let e = root.read(Path::new(p)).unwrap_err();
+            let r = Refused::of(&e).unwrap_or_else(|| panic!("{p}: {e}"));
+            assert_eq!((r.path.clone(), r.found), (dir.join(at), Kind::Link));
+        }
+        // Removing a link removes the link, never what it points to, and
+        // nothing is removed through a linked directory.
+        root.remove_file(Path::new("l")).unwrap();
+        assert!(std::fs::symlink_metadata(dir.join("l")).is_err());
+        assert_eq!(std::fs::read(&outside).unwrap(), b"root:secret\n");
+        let e = root.remove_file(Path::new("ld/x")).unwrap_err();
+        assert_eq!(Refused::of(&e).map(|r| r.found), Some(Kind::Link), "{e}");
+        assert_eq!(std::fs::read(elsewhere.join("x")).unwrap(), b"theirs");
+        root.remove_file(Path::new("f")).unwrap();
+        assert!(!dir.join("f").exists());
+        root.remove_file(Path::new("f")).unwrap();
+        root.remove_file(Path::new("missing/f")).unwrap();
+        root.remove_dir(Path::new("d")).unwrap();
+        assert!(!dir.join("d").exists());
+        assert!(root.remove_dir(Path::new("d")).is_err());
+    }
+
+    #[test]
+    fn expect_names_what_stands_in_the_way() {
+        let (_t, dir, outside) = setup();
+        std::fs::write(dir.join("f"), b"").unwrap();
+        std::fs::create_dir(dir.join("d")).unwrap();
+        symlink(&outside, dir.join("l")).unwrap();
+        mkfifo(&dir.join("p"));
+        let root = Root::open(&dir).unwrap();
+        for (p, want) in [
+            ("f", Kind::File),
+            ("./f", Kind::File),
+            ("d", Kind::Dir),
+            ("d/new", Kind::File),
+            ("missing/new", Kind::File),
+        ] {
+            root.expect(Path::new(p), want)
+                .unwrap_or_else(|e| panic!("{p}: {e}"));
+        }
+        for (p, want, at, found, wanted) in [
+            ("f", Kind::Dir, "f", Kind::File, Kind::Dir),
+            ("d", Kind::File, "d", Kind::Dir, Kind::File),
+            ("./d", Kind::File, "d", Kind::Dir, Kind::File),
+            ("l", Kind::File, "l", Kind::Link, Kind::File),
+            ("p", Kind::File, "p", Kind::Fifo, Kind::File),
+            ("f/x", Kind::File, "f", Kind::File, Kind::Dir),
+            ("l/x", Kind::File, "l", Kind::Link, Kind::Dir),
+        ] {
+            let e = root.expect(Path::new(p), want).unwrap_err();
+            let r = Refused::of(&e).unwrap_or_else(|| panic!("{p}: {e}"));
+            assert_eq!(
+                (r.path.clone(), r.found, r.wanted),
+                (dir.join(at), found, wanted),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_says_what_is_there_and_what_was_wanted() {
+        let (_t, dir, _) = setup();
+        let sock = dir.join("s");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let root = Root::open(&dir).unwrap();
+        let e = root.write(Path::new("s"), b"x", 0o644).unwrap_err();
+        assert_eq!(Refused::of(&e).map(|r| r.found), Some(Kind::Socket));
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "{} is a socket, not a regular file; refusing to follow or replace it",
+                sock.display()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("hint: remove it"), "{msg}");
     }
 }
