@@ -713,4 +713,129 @@ mod tests {
         let e = entries(&data).unwrap_err().to_string();
         assert!(e.contains("overrides size"), "{e}");
     }
+
+    #[test]
+    fn in_place_reads_see_exactly_the_entry_then_the_next_header() {
+        let mut w = TarWriter::new(Vec::new(), 0);
+        let big: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        w.file("a", &big, 0o644).unwrap();
+        w.file("b", b"x", 0o644).unwrap();
+        let data = w.finish().unwrap();
+        // A buffer smaller than the entry, so the data comes in pieces.
+        let mut r = TarReader::new(io::BufReader::with_capacity(64, &data[..]));
+        let h = r.next_header().unwrap().unwrap();
+        let (mut got, mut pieces) = (Vec::new(), 0);
+        r.read_data_in_place::<TarError>(h.size, |c| {
+            got.extend_from_slice(c);
+            pieces += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, big);
+        assert!(pieces > 1, "{pieces}");
+        assert_eq!(r.position(), 512 + 1024, "past the data and its padding");
+        let h = r.next_header().unwrap().unwrap();
+        assert_eq!((h.path, h.size), (b"b".to_vec(), 1));
+
+        // Cut inside the data: truncated, at the offset where it ran out.
+        let mut r = TarReader::new(&data[..700]);
+        let h = r.next_header().unwrap().unwrap();
+        let e = r
+            .read_data_in_place::<TarError>(h.size, |_| Ok(()))
+            .unwrap_err();
+        assert!(matches!(e, TarError::Truncated(700)), "{e}");
+
+        // The callback's error stops the read and comes back as it is.
+        let mut r = TarReader::new(io::BufReader::with_capacity(64, &data[..]));
+        let h = r.next_header().unwrap().unwrap();
+        let mut calls = 0;
+        let e = r
+            .read_data_in_place::<TarError>(h.size, |_| {
+                calls += 1;
+                Err(TarError::Truncated(42))
+            })
+            .unwrap_err();
+        assert!(matches!(e, TarError::Truncated(42)), "{e}");
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn entry_kinds_are_named_and_only_regular_files_are_files() {
+        for (kind, name, file) in [
+            (b'0', "regular file", true),
+            (0, "regular file", true),
+            (b'1', "hard link", false),
+            (b'2', "symlink", false),
+            (b'3', "character device", false),
+            (b'4', "block device", false),
+            (b'5', "directory", false),
+            (b'6', "fifo", false),
+            (b'7', "contiguous file", false),
+            (b'g', "global PAX header", false),
+            (b'S', "sparse file", false),
+            (b'Z', "unknown entry type", false),
+        ] {
+            let h = Header {
+                path: b"x".to_vec(),
+                size: 0,
+                kind,
+                mode: 0o644,
+                link: Vec::new(),
+                offset: 0,
+            };
+            assert_eq!((h.kind_name(), h.is_file()), (name, file), "{kind}");
+        }
+    }
+
+    #[test]
+    fn ustar_splits_at_a_slash_within_both_field_sizes() {
+        let path = |prefix: usize, name: usize| {
+            format!("{}/{}", "p".repeat(prefix), "n".repeat(name)).into_bytes()
+        };
+        assert_eq!(split_ustar(b"short"), Some((&b""[..], &b"short"[..])));
+        let fits = path(155, 100);
+        let (p, n) = split_ustar(&fits).unwrap();
+        assert_eq!((p.len(), n.len()), (155, 100));
+        assert_eq!(split_ustar(&path(156, 10)), None, "prefix over 155");
+        assert_eq!(split_ustar(&path(10, 101)), None, "name over 100");
+        // A slash at the very end leaves no name.
+        assert_eq!(
+            split_ustar(format!("{}/", "p".repeat(120)).as_bytes()),
+            None
+        );
+        // Of the slashes that fit, the last: the prefix as long as it may be.
+        let two = format!("{}/{}/{}", "a".repeat(60), "b".repeat(60), "c".repeat(39));
+        let (p, n) = split_ustar(two.as_bytes()).unwrap();
+        assert_eq!((p.len(), n.len()), (121, 39));
+        // Unless the prefix before it would be over 155: then an earlier one.
+        let early = format!("{}/{}/{}", "a".repeat(100), "b".repeat(60), "c".repeat(10));
+        let (p, n) = split_ustar(early.as_bytes()).unwrap();
+        assert_eq!((p.len(), n.len()), (100, 71));
+    }
+
+    #[test]
+    fn pax_records_are_read_strictly() {
+        assert_eq!(
+            parse_pax_path(b"11 path=ab\n").unwrap(),
+            Some(b"ab".to_vec())
+        );
+        assert_eq!(
+            parse_pax_path(b"11 mtime=1\n11 path=cd\n").unwrap(),
+            Some(b"cd".to_vec())
+        );
+        assert_eq!(parse_pax_path(b"").unwrap(), None);
+        for (rec, why) in [
+            (&b"path=ab\n"[..], "PAX record without length"),
+            (b"x2 path=ab\n", "PAX record length is not a number"),
+            (b"2 path=ab\n", "PAX record length is wrong"),
+            (b"3 path=ab\n", "PAX record length is wrong"),
+            (b"13 path=ab\n", "PAX record length is wrong"),
+            (b"11 path=abc", "PAX record length is wrong"),
+            (b"10 pathab\n", "PAX record without '='"),
+            (b"14 linkpath=x\n", "PAX record overrides size"),
+        ] {
+            let e = parse_pax_path(rec).unwrap_err();
+            assert!(e.starts_with(why), "{}: {e}", String::from_utf8_lossy(rec));
+        }
+    }
 }
